@@ -1,0 +1,155 @@
+"""Estimating how a face is lit, so a mask drawn on it can be lit the same way.
+
+The skin is treated as a Lambertian surface under ambient plus one directional light:
+``luminance = albedo * (ambient + light . normal)``, fitted by least squares over skin points
+whose normals come from the fitted face mesh. The photo's white balance comes from a grey-world
+estimate over the image, pulled toward neutral because real scenes are not grey on average.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+_LUMA = np.array([0.2126, 0.7152, 0.0722])
+_TYPICAL_SKIN = 0.28  # linear luminance of average skin under a normal exposure
+_WHITE = 0.80  # linear luminance that a well-exposed white surface reaches
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """sRGB in [0, 1] to linear light."""
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """Linear light to sRGB in [0, 1]."""
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+
+
+_SRGB_LUT = srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Lighting:
+    """Light on a face, in the image frame (x right, y down, z away from the camera).
+
+    Shading of a unit normal n is ``exposure * (ambient + direction . n * strength)``, relative
+    to a surface lit head-on; ``white`` is the RGB gain of the illuminant (luminance 1).
+    """
+
+    ambient: float
+    direction: np.ndarray
+    strength: float
+    exposure: float
+    white: np.ndarray
+    noise: float
+
+    def shade(self, normals: np.ndarray) -> np.ndarray:
+        """Irradiance factor for an array of unit normals (..., 3)."""
+        lambert = np.clip(-(normals @ self.direction), 0.0, None)
+        return self.exposure * (self.ambient + self.strength * lambert)
+
+    def as_dict(self) -> dict:
+        return {
+            "ambient": round(self.ambient, 4),
+            "direction": [round(float(v), 4) for v in self.direction],
+            "strength": round(self.strength, 4),
+            "exposure": round(self.exposure, 4),
+            "white": [round(float(v), 4) for v in self.white],
+            "noise": round(self.noise, 4),
+        }
+
+
+def to_linear(image: np.ndarray) -> np.ndarray:
+    """uint8 sRGB image to float32 linear light (table lookup)."""
+    return _SRGB_LUT[image]
+
+
+def estimate_white(image_lin: np.ndarray, strength: float = 0.5) -> np.ndarray:
+    """Illuminant colour (RGB, luminance 1) by grey world over mid-tone pixels."""
+    px = image_lin.reshape(-1, 3)
+    if len(px) > 200_000:
+        px = px[:: len(px) // 200_000 + 1]
+    lum = px @ _LUMA
+    lo, hi = np.quantile(lum, [0.05, 0.97])
+    mid = px[(lum > lo) & (lum < hi) & (px.max(axis=1) < 0.98)]
+    if len(mid) < 50:
+        return np.ones(3)
+    mean = mid.mean(axis=0)
+    white = mean / max(float(mean @ _LUMA), 1e-6)
+    white = (1 - strength) + strength * white
+    return white / float(white @ _LUMA)
+
+
+def fit_light(
+    luminance: np.ndarray, normals: np.ndarray
+) -> tuple[float, np.ndarray, float]:
+    """Fit ``luminance ~ a + b . n`` (robustly) and return (a, unit direction, |b|).
+
+    The direction points from the light toward the face, so a face lit from the camera's side
+    has direction z > 0 (the light travels away from the camera).
+    """
+    design = np.column_stack([np.ones(len(normals)), normals])
+    keep = np.ones(len(luminance), dtype=bool)
+    coef = np.zeros(4)
+    for _ in range(3):  # drop outliers (specular spots, hair, glasses) and refit
+        coef, *_ = np.linalg.lstsq(design[keep], luminance[keep], rcond=None)
+        resid = np.abs(design @ coef - luminance)
+        keep = resid <= max(2.5 * np.median(resid[keep]), 1e-6)
+    a, b = float(coef[0]), coef[1:]
+    # luminance = a + b.n = a' + s * max(0, -d.n) near the front: d = -b / |b|
+    strength = float(np.linalg.norm(b))
+    direction = -b / strength if strength > 1e-9 else np.array([0.0, 0.0, 1.0])
+    return a, direction, strength
+
+
+def estimate_lighting(
+    image: np.ndarray,
+    points: np.ndarray,
+    normals: np.ndarray,
+    image_lin: np.ndarray | None = None,
+) -> Lighting:
+    """Lighting from skin samples at image ``points`` (N, 2) with unit ``normals`` (N, 3).
+
+    The caller chooses the points (bare, camera-facing skin). Exposure is the geometric mean
+    of what the skin and the photo's white point suggest, so neither a dark complexion nor a
+    dark background alone darkens the mask.
+    """
+    lin = to_linear(image) if image_lin is None else image_lin
+    h, w = image.shape[:2]
+    white = estimate_white(lin)
+    px = np.clip(np.round(points).astype(int), 0, [w - 1, h - 1])
+    smooth = cv2.GaussianBlur(lin, (0, 0), 1.0)
+    lum = smooth[px[:, 1], px[:, 0]] @ _LUMA
+    if len(lum) < 12:
+        return Lighting(1.0, np.array([0.0, 0.0, 1.0]), 0.0, 1.0, white, 0.0)
+    a, direction, strength = fit_light(lum, normals)
+    # Express in terms relative to a surface facing the camera at the mean skin level.
+    head_on = max(a + strength * max(0.0, direction[2]), 1e-4)
+    skin_level = float(np.median(lum))
+    ambient = max(a, 0.0) / head_on
+    rel_strength = strength / head_on
+    total = max(ambient + rel_strength * max(0.0, direction[2]), 1e-4)
+    ambient, rel_strength = ambient / total, rel_strength / total
+    sample = lin.reshape(-1, 3)[:: max(1, h * w // 100_000)] @ _LUMA
+    white_point = float(np.quantile(sample, 0.99))
+    from_skin = np.clip(skin_level / _TYPICAL_SKIN, 0.35, 1.6)
+    from_white = np.clip(white_point / _WHITE, 0.3, 1.3)
+    exposure = float(np.sqrt(from_skin * from_white))
+    noise = _noise_level(image, px)
+    return Lighting(ambient, direction, rel_strength, exposure, white, noise)
+
+
+def _noise_level(image: np.ndarray, px: np.ndarray) -> float:
+    """Sensor/JPEG noise (sRGB units in [0, 1]) from the skin's fine detail."""
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=3)
+    vals = np.abs(lap[px[:, 1], px[:, 0]])
+    # For white noise of sigma s the 3x3 Laplacian has sigma ~ sqrt(20) s; skin texture adds
+    # detail of its own, so take a low quantile (the flattest skin) rather than the median.
+    sigma = float(np.quantile(vals, 0.25)) / 0.3186 / np.sqrt(20.0)
+    return min(sigma, 0.03)
