@@ -20,7 +20,7 @@ class Pose:
     roll: float
 
     def as_dict(self) -> dict[str, float]:
-        return {"yaw": round(self.yaw, 2), "pitch": round(self.pitch, 2), "roll": round(self.roll, 2)}
+        return {k: round(getattr(self, k), 2) for k in ("yaw", "pitch", "roll")}
 
 
 @dataclass

@@ -58,6 +58,7 @@ class ReferenceFace:
     normals: np.ndarray  # (468, 3) unit vertex normals, pointing at the camera (z < 0)
     fit_weights: np.ndarray  # (468,) weights for similarity fits (rigid parts count more)
     skin: np.ndarray  # indices of vertices on bare skin (no eyes, brows, lips)
+    dlib68: np.ndarray  # (68, 3) where dlib's 68 landmarks sit on the reference face, cm
 
 
 def _orient(mesh: np.ndarray, tris: np.ndarray) -> np.ndarray:
@@ -87,6 +88,7 @@ def reference() -> ReferenceFace:
         data = np.load(fh)
         mesh = data["mesh"].astype(np.float64)
         mirror = data["mirror"].astype(np.int64)
+        dlib68 = data["dlib68"].astype(np.float64)
     tris = _orient(mesh, Delaunay(mesh[:, :2]).simplices.astype(np.int64))
     # Delaunay fills the concave notch between the chin and jaw with slivers; drop triangles
     # whose three vertices all lie on the outline, which only such slivers have.
@@ -97,4 +99,4 @@ def reference() -> ReferenceFace:
     weights[list(LIPS)] = 0.3  # the mouth moves with expression
     weights[[i for i in FACE_OVAL if mesh[i, 1] > mesh[NOSE_TIP, 1]]] = 0.5  # so does the jaw
     skin = np.setdiff1d(np.arange(len(mesh)), np.array(EYES_BROWS + LIPS + FACE_OVAL))
-    return ReferenceFace(mesh, mirror, tris, normals, weights, skin)
+    return ReferenceFace(mesh, mirror, tris, normals, weights, skin, dlib68)

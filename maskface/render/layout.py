@@ -11,6 +11,7 @@ rings of vertices outside the lower face outline; renderers move them with the f
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import cache
 
@@ -29,7 +30,8 @@ _RADIUS = 7.2  # unroll radius: front of the face keeps its size
 _RING_CM = (1.2, 2.6)  # extension rings outside the jaw line
 _RING_CENTRE = np.array([0.0, 0.5, -2.5])  # rings grow away from this point: down and back
 _OVAL_LOWER = ref_mod.FACE_OVAL[6:31]  # from beside the left eye round the chin to the right
-_EAR_CM = np.array([7.1, -1.2, 6.6])  # the left ear's tragus; the right one mirrors it
+# Where ear loops go round the left ear (top of the ear root, ear lobe); the right mirrors it.
+_EAR_CM = np.array([[7.3, -3.0, 6.8], [7.1, 0.8, 6.9]])
 
 
 def to_canvas(points: np.ndarray, size: int) -> np.ndarray:
@@ -77,7 +79,7 @@ def mask_mesh() -> MaskMesh:
     n = len(oval)
     rows = [oval, *(len(base) + k * n + np.arange(n) for k in range(len(rings)))]
     strips = []
-    for inner, outer in zip(rows[:-1], rows[1:], strict=True):
+    for inner, outer in itertools.pairwise(rows):
         for i in range(n - 1):
             strips.append((inner[i], inner[i + 1], outer[i]))
             strips.append((inner[i + 1], outer[i + 1], outer[i]))
@@ -87,10 +89,31 @@ def mask_mesh() -> MaskMesh:
     tris = tris[np.abs(cross) > 1e-9]
     cross = cross[np.abs(cross) > 1e-9]
     tris[cross < 0] = tris[cross < 0][:, [0, 2, 1]]
-    normals = vertex_normals(vertices, tris)
+    # A mask spans the hollows and lips instead of following them: shade it with the normals of
+    # a smoothed copy of the surface.
+    normals = vertex_normals(_smoothed(vertices, tris), tris)
     if normals[ref_mod.NOSE_TIP, 2] > 0:
         normals = -normals
     return MaskMesh(vertices, parent, uv, tris, normals)
+
+
+def _smoothed(vertices: np.ndarray, triangles: np.ndarray, iterations: int = 12) -> np.ndarray:
+    """Laplacian smoothing over the mesh edges (outline vertices stay put)."""
+    n = len(vertices)
+    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    edges = np.unique(np.sort(edges, axis=1), axis=0)
+    degree = np.bincount(edges.ravel(), minlength=n).astype(np.float64)
+    pinned = np.zeros(n, dtype=bool)
+    pinned[list(ref_mod.FACE_OVAL)] = True
+    pinned[468:] = True
+    out = vertices.copy()
+    for _ in range(iterations):
+        acc = np.zeros_like(out)
+        np.add.at(acc, edges[:, 0], out[edges[:, 1]])
+        np.add.at(acc, edges[:, 1], out[edges[:, 0]])
+        mean = acc / np.maximum(degree, 1)[:, None]
+        out = np.where(pinned[:, None], out, 0.5 * out + 0.5 * mean)
+    return out
 
 
 @cache
@@ -124,8 +147,8 @@ _SIDE_LOW = {"correct": (-6.45, 1.6), "under_nose": (-6.45, 1.9), "chin": (-5.6,
 
 @cache
 def _frame_cm(wear: str) -> dict[str, np.ndarray]:
-    ear_r = _EAR_CM * np.array([-1.0, 1.0, 1.0])
-    ear_l = _EAR_CM
+    ear_l = _EAR_CM.mean(axis=0)
+    ear_r = ear_l * np.array([-1.0, 1.0, 1.0])
     top = _on_surface(_symmetric_curve(_TOP_EDGE[wear]))
     mesh = mask_mesh()
     n = len(_OVAL_LOWER)
@@ -166,5 +189,9 @@ def face_frame(wear: str = "correct", size: int = 512) -> FaceFrame:
 
 
 def ear_points() -> np.ndarray:
-    """Reference positions (2, 3) in cm of the wearer's right and left ear, for straps."""
+    """Where straps meet the ears, in reference cm: (side, upper/lower, xyz) = (2, 2, 3).
+
+    Side 0 is the wearer's right. Upper straps go over the top of the ear root, lower ones
+    under the lobe.
+    """
     return np.stack([_EAR_CM * np.array([-1.0, 1.0, 1.0]), _EAR_CM])

@@ -69,11 +69,9 @@ def to_linear(image: np.ndarray) -> np.ndarray:
     return _SRGB_LUT[image]
 
 
-def estimate_white(image_lin: np.ndarray, strength: float = 0.5) -> np.ndarray:
-    """Illuminant colour (RGB, luminance 1) by grey world over mid-tone pixels."""
-    px = image_lin.reshape(-1, 3)
-    if len(px) > 200_000:
-        px = px[:: len(px) // 200_000 + 1]
+def estimate_white(image_lin: np.ndarray, strength: float = 0.35) -> np.ndarray:
+    """Illuminant colour (RGB, luminance 1) by grey world over mid-tone linear pixels."""
+    px = _thumbnail(image_lin).reshape(-1, 3) if image_lin.ndim == 3 else image_lin
     lum = px @ _LUMA
     lo, hi = np.quantile(lum, [0.05, 0.97])
     mid = px[(lum > lo) & (lum < hi) & (px.max(axis=1) < 0.98)]
@@ -81,7 +79,7 @@ def estimate_white(image_lin: np.ndarray, strength: float = 0.5) -> np.ndarray:
         return np.ones(3)
     mean = mid.mean(axis=0)
     white = mean / max(float(mean @ _LUMA), 1e-6)
-    white = (1 - strength) + strength * white
+    white = (1 - strength) + strength * np.clip(white, 0.5, 2.0)
     return white / float(white @ _LUMA)
 
 
@@ -107,26 +105,34 @@ def fit_light(
     return a, direction, strength
 
 
-def estimate_lighting(
-    image: np.ndarray,
-    points: np.ndarray,
-    normals: np.ndarray,
-    image_lin: np.ndarray | None = None,
-) -> Lighting:
+def _thumbnail(image: np.ndarray, max_pixels: int = 10_000) -> np.ndarray:
+    """Every k-th pixel each way, so global statistics cost the same on any image size."""
+    h, w = image.shape[:2]
+    k = max(1, int(np.ceil(np.sqrt(h * w / max_pixels))))
+    return image[::k, ::k]
+
+
+def estimate_lighting(image: np.ndarray, points: np.ndarray, normals: np.ndarray) -> Lighting:
     """Lighting from skin samples at image ``points`` (N, 2) with unit ``normals`` (N, 3).
 
     The caller chooses the points (bare, camera-facing skin). Exposure is the geometric mean
     of what the skin and the photo's white point suggest, so neither a dark complexion nor a
     dark background alone darkens the mask.
     """
-    lin = to_linear(image) if image_lin is None else image_lin
     h, w = image.shape[:2]
-    white = estimate_white(lin)
+    thumb = to_linear(_thumbnail(image)).reshape(-1, 3)
+    white = estimate_white(thumb)
+    white_point = float(np.quantile(thumb @ _LUMA, 0.99))
     px = np.clip(np.round(points).astype(int), 0, [w - 1, h - 1])
-    smooth = cv2.GaussianBlur(lin, (0, 0), 1.0)
-    lum = smooth[px[:, 1], px[:, 0]] @ _LUMA
-    if len(lum) < 12:
+    if len(px) < 12:
         return Lighting(1.0, np.array([0.0, 0.0, 1.0]), 0.0, 1.0, white, 0.0)
+    # Only the face's own region is smoothed and read.
+    x0, y0 = np.maximum(px.min(axis=0) - 4, 0)
+    x1, y1 = np.minimum(px.max(axis=0) + 5, [w, h])
+    region = image[y0:y1, x0:x1]
+    local = px - (x0, y0)
+    smooth = cv2.GaussianBlur(region, (0, 0), 1.0)
+    lum = to_linear(smooth[local[:, 1], local[:, 0]]) @ _LUMA
     a, direction, strength = fit_light(lum, normals)
     # Express in terms relative to a surface facing the camera at the mean skin level.
     head_on = max(a + strength * max(0.0, direction[2]), 1e-4)
@@ -135,12 +141,10 @@ def estimate_lighting(
     rel_strength = strength / head_on
     total = max(ambient + rel_strength * max(0.0, direction[2]), 1e-4)
     ambient, rel_strength = ambient / total, rel_strength / total
-    sample = lin.reshape(-1, 3)[:: max(1, h * w // 100_000)] @ _LUMA
-    white_point = float(np.quantile(sample, 0.99))
     from_skin = np.clip(skin_level / _TYPICAL_SKIN, 0.35, 1.6)
     from_white = np.clip(white_point / _WHITE, 0.3, 1.3)
     exposure = float(np.sqrt(from_skin * from_white))
-    noise = _noise_level(image, px)
+    noise = _noise_level(region, local)
     return Lighting(ambient, direction, rel_strength, exposure, white, noise)
 
 

@@ -22,7 +22,8 @@ class Raster:
 
     ``region`` is (x0, y0, x1, y1) in the image; the arrays cover that region. ``tri`` holds
     the index into ``triangles`` per pixel (-1 where no triangle), ``map_x``/``map_y`` the
-    canvas coordinates to sample (-1 where empty), ``bary`` (h, w, 3) the barycentric weights.
+    canvas coordinates to sample (-1 where empty). ``to_bary`` (T, 3, 3) maps a pixel
+    (x, y, 1) to barycentric weights within each triangle.
     """
 
     region: tuple[int, int, int, int]
@@ -30,7 +31,7 @@ class Raster:
     tri: np.ndarray
     map_x: np.ndarray
     map_y: np.ndarray
-    bary: np.ndarray
+    to_bary: np.ndarray
 
     @property
     def covered(self) -> np.ndarray:
@@ -40,9 +41,10 @@ class Raster:
         """Interpolate per-vertex ``values`` (V, C) over the covered pixels: (h, w, C)."""
         out = np.zeros((*self.tri.shape, values.shape[1]), dtype=np.float32)
         ys, xs = np.nonzero(self.covered)
-        corners = self.triangles[self.tri[ys, xs]]
-        w = self.bary[ys, xs]
-        out[ys, xs] = np.einsum("nk,nkc->nc", w, values[corners]).astype(np.float32)
+        k = self.tri[ys, xs]
+        pix = np.stack([xs + self.region[0], ys + self.region[1], np.ones(len(xs))], axis=1)
+        w = np.einsum("nij,nj->ni", self.to_bary[k], pix)
+        out[ys, xs] = np.einsum("nk,nkc->nc", w, values[self.triangles[k]])
         return out
 
 
@@ -50,6 +52,22 @@ def signed_area(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Twice the signed area of each triangle (positive = counter-clockwise with y down)."""
     a, b, c = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
     return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+
+def _barycentric_maps(corners: np.ndarray) -> np.ndarray:
+    """(T, 3, 3) matrices taking (x, y, 1) to barycentric weights, in closed form."""
+    (x0, y0), (x1, y1), (x2, y2) = (corners[:, k].T for k in range(3))
+    det = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+    det = np.where(np.abs(det) < 1e-12, 1e-12, det)
+    out = np.empty((len(corners), 3, 3))
+    # w1 = ((y2 - y0)(x - x0) - (x2 - x0)(y - y0)) / det; w2 likewise; w0 = 1 - w1 - w2
+    out[:, 1, 0], out[:, 1, 1] = (y2 - y0) / det, -(x2 - x0) / det
+    out[:, 1, 2] = -(out[:, 1, 0] * x0 + out[:, 1, 1] * y0)
+    out[:, 2, 0], out[:, 2, 1] = -(y1 - y0) / det, (x1 - x0) / det
+    out[:, 2, 2] = -(out[:, 2, 0] * x0 + out[:, 2, 1] * y0)
+    out[:, 0] = -out[:, 1] - out[:, 2]
+    out[:, 0, 2] += 1.0
+    return out
 
 
 def rasterize(
@@ -66,7 +84,7 @@ def rasterize(
     Returns None when no camera-facing triangle falls inside the image.
     """
     h, w = image_shape[:2]
-    front = signed_area(points, triangles) > 1e-6
+    front = np.flatnonzero(signed_area(points, triangles) > 1e-6)
     tris = triangles[front]
     if len(tris) == 0:
         return None
@@ -81,31 +99,25 @@ def rasterize(
     order = np.argsort(-depth[tris].mean(axis=1), kind="stable")
     label = np.full((y1 - y0, x1 - x0), -1, dtype=np.int32)
     fixed = np.round((corners - (x0, y0)) * (1 << _SUBPIXEL_BITS)).astype(np.int32)
-    for k in order:
-        cv2.fillConvexPoly(label, fixed[k], int(k), lineType=cv2.LINE_8, shift=_SUBPIXEL_BITS)
+    for k in order.tolist():
+        cv2.fillConvexPoly(label, fixed[k], k, lineType=cv2.LINE_8, shift=_SUBPIXEL_BITS)
 
-    # Per-triangle inverse of [[x0 x1 x2], [y0 y1 y2], [1 1 1]]: pixel -> barycentric.
-    pm = np.ones((len(tris), 3, 3))
-    pm[:, 0, :] = corners[:, :, 0]
-    pm[:, 1, :] = corners[:, :, 1]
-    inv = np.linalg.inv(pm)
-
+    to_bary = _barycentric_maps(corners)
+    # Per-triangle affine map pixel -> canvas: uv corners times the barycentric map.
+    affine = np.einsum("tkc,tkj->tcj", uv[tris], to_bary)  # (T, 2, 3)
     ys, xs = np.nonzero(label >= 0)
     k = label[ys, xs]
-    pix = np.stack([xs + x0 + 0.0, ys + y0 + 0.0, np.ones(len(xs))], axis=1)
-    bary = np.einsum("nij,nj->ni", inv[k], pix)
-    tex = np.einsum("nk,nkc->nc", bary, uv[tris[k]])
-
+    px, py = xs + float(x0), ys + float(y0)
+    a = affine[k]
     map_x = np.full(label.shape, -1.0, dtype=np.float32)
     map_y = np.full(label.shape, -1.0, dtype=np.float32)
-    map_x[ys, xs] = tex[:, 0]
-    map_y[ys, xs] = tex[:, 1]
-    bary_img = np.zeros((*label.shape, 3), dtype=np.float32)
-    bary_img[ys, xs] = bary
+    map_x[ys, xs] = a[:, 0, 0] * px + a[:, 0, 1] * py + a[:, 0, 2]
+    map_y[ys, xs] = a[:, 1, 0] * px + a[:, 1, 1] * py + a[:, 1, 2]
+    full_to_bary = np.zeros((len(triangles), 3, 3))
+    full_to_bary[front] = to_bary
     # Report triangle indices in the caller's numbering.
-    tri_img = np.full(label.shape, -1, dtype=np.int32)
-    tri_img[ys, xs] = np.flatnonzero(front)[k]
-    return Raster((x0, y0, x1, y1), triangles, tri_img, map_x, map_y, bary_img)
+    label[ys, xs] = front[k]
+    return Raster((x0, y0, x1, y1), triangles, label, map_x, map_y, full_to_bary)
 
 
 def sample(texture: np.ndarray, raster: Raster) -> np.ndarray:

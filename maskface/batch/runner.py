@@ -1,0 +1,514 @@
+"""Apply a per-image job to a file or a folder tree, in parallel, resumably.
+
+The runner walks the inputs lazily, reads each image, calls the job with a seed derived from
+the input's relative path, writes whatever the job returns under the output folder (atomically,
+in the worker process) and records one manifest row per input in the parent. See
+:mod:`maskface.batch.manifest` for the manifest and how a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from maskface.atomic import remove_stale_temps, write_bytes_atomic, write_json_atomic
+from maskface.batch.manifest import (
+    STATUSES,
+    Journal,
+    ManifestRow,
+    csv_to_parquet,
+    parquet_to_csv,
+    require_pyarrow,
+)
+from maskface.errors import BatchError, ImageReadError
+from maskface.imageio import DEFAULT_MAX_PIXELS, iter_images, read_image, write_image
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs are then not protected against a concurrent second run.
+    fcntl = None  # type: ignore[assignment]
+
+JOB_STATUSES: tuple[str, ...] = ("ok", "no_face")
+# Tasks queued per worker beyond the one it runs: enough to keep it busy, few enough that a
+# million inputs never sit in memory at once.
+_QUEUE_PER_WORKER = 2
+_REASON_MAX = 300
+
+
+@dataclass(frozen=True)
+class JobOutput:
+    """One file a job wants written, at ``relpath`` (``/``-separated) under the output root.
+
+    ``data`` is a ``uint8`` image (gray, RGB or RGBA; format from the extension), raw bytes,
+    or a JSON-able dict.
+    """
+
+    relpath: str
+    data: np.ndarray | bytes | dict[str, Any]
+
+
+@dataclass
+class JobResult:
+    """What a job made of one image: ``status`` is ``"ok"`` or ``"no_face"``."""
+
+    status: str
+    outputs: list[JobOutput] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Job(Protocol):
+    """A per-image job.
+
+    It must be picklable: each worker process receives one copy, once, and keeps it for all its
+    images. Heavy models are best loaded lazily on the first call (and left out of the pickled
+    state), so that each worker loads them once. ``relpath`` is the input's path relative to the
+    input root; output names should derive from it, so that two inputs never share an output.
+    ``seed`` is the input's own seed, for ``numpy.random.default_rng(seed)``.
+    """
+
+    def __call__(self, image: np.ndarray, *, relpath: str, seed: int) -> JobResult: ...
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """Counts of one run. ``counts`` covers the inputs processed now; ``skipped`` those already
+    done by an earlier run of the same manifest."""
+
+    counts: dict[str, int]
+    skipped: int
+    elapsed: float
+    manifest: Path
+    interrupted: bool = False
+
+    @property
+    def processed(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def images_per_second(self) -> float:
+        return self.processed / self.elapsed if self.elapsed > 0 else 0.0
+
+    def __str__(self) -> str:
+        counts = ", ".join(f"{self.counts.get(s, 0)} {s}" for s in STATUSES)
+        text = (
+            f"{self.processed} images in {self.elapsed:.1f} s "
+            f"({self.images_per_second:.1f}/s): {counts}"
+        )
+        if self.skipped:
+            text += f"; {self.skipped} already done"
+        text += f"; manifest {self.manifest}"
+        if self.interrupted:
+            text += " (interrupted: run again to resume)"
+        return text
+
+
+def seed_for(seed: int, relpath: str) -> int:
+    """The seed of one input: a function of the run's ``seed`` and the input's relative path only.
+
+    ``blake2b`` makes the path a stable number (Python's ``hash`` changes between processes).
+    """
+    digest = hashlib.blake2b(relpath.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+    sequence = np.random.SeedSequence([seed, int.from_bytes(digest, "little")])
+    return int(sequence.generate_state(1, dtype=np.uint64)[0])
+
+
+def run_batch(
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    job: Job,
+    *,
+    workers: int | None = None,
+    seed: int = 0,
+    manifest: str = "manifest.csv",
+    resume: bool = True,
+    progress: bool = True,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> BatchSummary:
+    """Run ``job`` on every image of ``input`` (a file, or a folder walked recursively).
+
+    Outputs go under ``output`` with the input tree's layout, as the job names them; inputs are
+    never written to. ``manifest`` (``*.csv`` or ``*.parquet``, relative to ``output``) gets one
+    row per input. ``workers`` processes run the job (default: one per CPU; 1 runs it in this
+    process). With ``resume`` the inputs the manifest already covers are skipped, except those
+    that failed with ``error``. Images above ``max_pixels`` are recorded as ``unreadable``
+    (``too_large``). Ctrl-C stops after the images being processed and returns a summary with
+    ``interrupted`` set. Raises :class:`BatchError` when the run cannot start.
+    """
+    started = time.perf_counter()
+    source, root, out_root = _check_paths(Path(input), Path(output))
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if workers < 1:
+        raise BatchError(f"workers must be at least 1, got {workers}.")
+    if seed < 0:
+        raise BatchError(f"seed must be a non-negative integer, got {seed}.")
+    manifest_path = out_root / manifest
+    suffix = manifest_path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise BatchError(f"The manifest must be named *.csv or *.parquet, not {manifest!r}.")
+    if suffix == ".parquet":
+        require_pyarrow()
+        journal_path = manifest_path.with_name(manifest_path.stem + ".journal.csv")
+    else:
+        journal_path = manifest_path
+
+    out_root.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out_root):
+        if journal_path.exists():
+            # Left by writers of a killed run; the outputs they were writing will be redone.
+            remove_stale_temps(out_root)
+        elif resume and manifest_path.exists():
+            parquet_to_csv(manifest_path, journal_path)
+        journal = Journal(journal_path, resume=resume)
+        worker = _Worker(
+            job=job,
+            output_root=out_root,
+            protected=source,
+            reserved=frozenset({manifest_path, journal_path}),
+            max_pixels=max_pixels,
+        )
+        skipped = 0
+
+        def pending() -> Iterator[tuple[Path, str]]:
+            nonlocal skipped
+            for path in [source] if source.is_file() else iter_images(source):
+                relpath = path.relative_to(root).as_posix()
+                if journal.is_done(relpath):
+                    skipped += 1
+                else:
+                    yield path, relpath
+
+        counts: Counter[str] = Counter()
+        interrupted = completed = False
+        try:
+            # Counting first costs one more walk of the tree but gives the bar an ETA.
+            total = sum(1 for _ in pending()) if progress else None
+            skipped = 0
+            tasks = (_Task(os.fspath(p), r, seed_for(seed, r)) for p, r in pending())
+            with tqdm(
+                total=total, unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True
+            ) as bar:
+
+                def record(row: ManifestRow) -> None:
+                    journal.append(row)
+                    counts[row.status] += 1
+                    bar.update()
+                    bar.set_postfix_str(
+                        ", ".join(f"{s} {counts[s]}" for s in STATUSES if counts[s]),
+                        refresh=False,
+                    )
+
+                if workers == 1:
+                    for task in tasks:
+                        record(worker.run(task))
+                else:
+                    _run_parallel(tasks, worker, workers, record)
+            completed = True
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            journal.close(compact=completed)
+        if completed and journal_path != manifest_path:
+            csv_to_parquet(journal_path, manifest_path)
+            journal_path.unlink()
+    return BatchSummary(
+        counts={s: counts[s] for s in STATUSES},
+        skipped=skipped,
+        elapsed=time.perf_counter() - started,
+        manifest=manifest_path,
+        interrupted=interrupted,
+    )
+
+
+@dataclass(frozen=True)
+class _Task:
+    path: str
+    relpath: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class _Worker:
+    """Everything a worker process needs: read, run the job, write, describe the outcome."""
+
+    job: Job
+    output_root: Path
+    protected: Path
+    reserved: frozenset[Path]
+    max_pixels: int | None
+
+    def run(self, task: _Task) -> ManifestRow:
+        started = time.perf_counter()
+        try:
+            image = read_image(task.path, max_pixels=self.max_pixels)
+        except ImageReadError as exc:
+            return ManifestRow(
+                task.relpath,
+                "unreadable",
+                exc.reason,
+                seconds=time.perf_counter() - started,
+                info={"message": exc.message},
+            )
+        except Exception as exc:  # a reader bug must not end the batch either
+            return _error_row(task, exc, time.perf_counter() - started)
+        try:
+            result = self.job(image, relpath=task.relpath, seed=task.seed)
+            outputs = self._write(result)
+        except Exception as exc:
+            return _error_row(task, exc, time.perf_counter() - started)
+        return ManifestRow(
+            task.relpath,
+            result.status,
+            outputs=outputs,
+            seconds=time.perf_counter() - started,
+            info=result.info,
+        )
+
+    def _write(self, result: JobResult) -> tuple[str, ...]:
+        # Everything is checked before the first byte is written, so that a bad result leaves
+        # no outputs behind.
+        if not isinstance(result, JobResult):
+            raise TypeError(f"the job returned {type(result).__name__}, not a JobResult")
+        if result.status not in JOB_STATUSES:
+            raise ValueError(
+                f"the job returned status {result.status!r}, not one of {JOB_STATUSES}"
+            )
+        targets = [self._target(out.relpath) for out in result.outputs]
+        relpaths = tuple(PurePosixPath(out.relpath).as_posix() for out in result.outputs)
+        # Raises unless the row can be written: info JSON-able, fields not too long.
+        ManifestRow("-", result.status, outputs=relpaths, info=result.info).to_record()
+        if len(set(targets)) != len(targets):
+            raise ValueError("the job returned the same output path twice")
+        for out, target in zip(result.outputs, targets, strict=True):
+            if isinstance(out.data, np.ndarray):
+                write_image(target, out.data)
+            elif isinstance(out.data, bytes):
+                write_bytes_atomic(target, out.data)
+            elif isinstance(out.data, dict):
+                write_json_atomic(target, out.data)
+            else:
+                raise TypeError(f"output {out.relpath!r} holds {type(out.data).__name__}")
+        return relpaths
+
+    def _target(self, relpath: str) -> Path:
+        pure = PurePosixPath(relpath)
+        if not relpath or pure.is_absolute() or ".." in pure.parts or set(relpath) & set("\\;"):
+            raise ValueError(
+                f"output path {relpath!r} is not a plain path inside the output folder"
+            )
+        target = self.output_root.joinpath(*pure.parts)
+        if target in self.reserved:
+            raise ValueError(f"output path {relpath!r} would overwrite the manifest")
+        if target == self.protected or target.is_relative_to(self.protected):
+            raise ValueError(f"output path {relpath!r} would write into the input")
+        return target
+
+
+def _error_row(task: _Task, exc: BaseException, seconds: float) -> ManifestRow:
+    reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+    frames = traceback.extract_tb(exc.__traceback__)
+    info = {"where": f"{frames[-1].filename}:{frames[-1].lineno}"} if frames else {}
+    return ManifestRow(task.relpath, "error", reason[:_REASON_MAX], seconds=seconds, info=info)
+
+
+def _check_paths(source: Path, output: Path) -> tuple[Path, Path, Path]:
+    """Resolve (input, root of relative paths, output root); refuse overlapping folders."""
+    if not source.exists():
+        raise BatchError(f"The input {source} does not exist.")
+    source = source.resolve()
+    out_root = output.resolve()
+    if out_root.exists() and not out_root.is_dir():
+        raise BatchError(f"The output {output} exists and is not a folder.")
+    if source.is_dir():
+        if out_root == source or out_root.is_relative_to(source):
+            raise BatchError(
+                f"The output folder {output} is inside the input folder {source}; choose one "
+                "outside it, so that outputs are never taken for inputs."
+            )
+        return source, source, out_root
+    return source, source.parent, out_root
+
+
+@contextlib.contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    """Hold a lock on the output folder, so that two runs never write the same journal."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BatchError(f"Another maskface run is writing to {folder}.") from None
+        except OSError:
+            pass  # file systems without locks (some network mounts): run unprotected
+        yield
+    finally:
+        os.close(fd)
+
+
+# --- worker processes -------------------------------------------------------------------------
+
+_WORKER: _Worker | None = None
+_WORKER_INIT_ERROR = ""
+
+
+class _WorkerInitError(Exception):
+    """The job could not be set up in a worker process."""
+
+
+def _init_worker(worker_bytes: bytes) -> None:
+    global _WORKER, _WORKER_INIT_ERROR
+    # Ctrl-C reaches the whole process group; only the parent decides how to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
+    # One process per core already: OpenCV's own thread pool would only oversubscribe it.
+    import cv2
+
+    cv2.setNumThreads(1)
+    try:
+        _WORKER = pickle.loads(worker_bytes)
+    except Exception as exc:
+        _WORKER_INIT_ERROR = f"{type(exc).__name__}: {exc}"
+
+
+def _exit_with_parent() -> None:
+    # A worker holds both ends of its task queue, so it never sees the queue close: without
+    # this, workers of a killed run would wait for tasks forever.
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+
+def _ready() -> _Worker:
+    if _WORKER is None:
+        raise _WorkerInitError(_WORKER_INIT_ERROR)
+    return _WORKER
+
+
+def _ping() -> None:
+    _ready()
+
+
+def _work(task: _Task) -> ManifestRow:
+    return _ready().run(task)
+
+
+def _run_parallel(
+    tasks: Iterator[_Task], worker: _Worker, workers: int, record: Callable[[ManifestRow], None]
+) -> None:
+    """Run tasks in a process pool with a bounded number in flight, recording rows as they come.
+
+    A worker that dies (a crash in native code, the OOM killer) takes its pool down with every
+    task in flight. Those tasks are then retried one at a time in a fresh pool, so that only
+    the input that kills a worker again is recorded as an error.
+    """
+    try:
+        worker_bytes = pickle.dumps(worker)
+    except Exception as exc:
+        raise BatchError(
+            f"The job cannot be sent to worker processes ({type(exc).__name__}: {exc}); "
+            "make it picklable or use workers=1."
+        ) from None
+    # spawn, not fork: forking a parent that already runs threads (OpenCV, ML runtimes) can
+    # deadlock the children, and spawn behaves the same on every OS.
+    context = multiprocessing.get_context("spawn")
+
+    def new_pool() -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(worker_bytes,)
+        )
+        # A pool whose workers die or fail as they start would otherwise look like a crash on
+        # every input, one at a time.
+        try:
+            pool.submit(_ping).result()
+        except BrokenProcessPool:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise BatchError(
+                "Worker processes die as they start (see the messages above); "
+                "workers=1 runs the job in this process, which is easier to debug."
+            ) from None
+        except _WorkerInitError as exc:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise BatchError(f"The job could not be set up in a worker: {exc}") from None
+        return pool
+
+    pool = new_pool()
+    in_flight: dict[Future[ManifestRow], _Task] = {}
+    suspects: deque[_Task] = deque()
+    alone: Future[ManifestRow] | None = None  # a suspect running by itself
+    try:
+        while True:
+            if suspects:
+                # Only once the dead pool's futures are all back, one suspect at a time.
+                if not in_flight:
+                    task = suspects.popleft()
+                    alone = pool.submit(_work, task)
+                    in_flight[alone] = task
+            else:
+                while len(in_flight) < workers * (1 + _QUEUE_PER_WORKER):
+                    next_task = next(tasks, None)
+                    if next_task is None:
+                        break
+                    in_flight[pool.submit(_work, next_task)] = next_task
+            if not in_flight:
+                return
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            broken = False
+            for future in done:
+                task = in_flight.pop(future)
+                try:
+                    row = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    if future is alone:
+                        record(_crash_row(task))
+                    else:
+                        suspects.append(task)
+                    continue
+                except _WorkerInitError as exc:
+                    raise BatchError(f"The job could not be set up in a worker: {exc}") from None
+                except Exception as exc:
+                    row = _error_row(task, exc, 0.0)
+                record(row)
+            if broken:
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = new_pool()
+    except KeyboardInterrupt:
+        # Let the images being processed finish and keep their rows; queued ones are dropped.
+        pool.shutdown(wait=True, cancel_futures=True)
+        for future in in_flight:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                record(future.result())
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _crash_row(task: _Task) -> ManifestRow:
+    return ManifestRow(
+        task.relpath,
+        "error",
+        "WorkerCrashed: the worker process died on this input (native crash or out of memory)",
+    )

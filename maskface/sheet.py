@@ -1,0 +1,114 @@
+"""Contact sheets: every mask style over faces of varied pose, to judge realism at a glance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskface.geometry.analysers import FaceAnalyser, create_analyser
+from maskface.geometry.face import Face
+from maskface.imageio import iter_images, read_image
+from maskface.styles import list_styles
+from maskface.synthesis import mask_image
+
+_LABEL_H = 22
+
+
+def _fit(image: np.ndarray, size: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    s = size / max(h, w)
+    small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))),
+                       interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    tile = np.full((size, size, 3), 245, np.uint8)
+    y, x = (size - small.shape[0]) // 2, (size - small.shape[1]) // 2
+    tile[y : y + small.shape[0], x : x + small.shape[1]] = small
+    return tile
+
+
+def contact_sheet(
+    rows: Sequence[Sequence[tuple[str, np.ndarray]]], tile: int = 200
+) -> np.ndarray:
+    """A grid image: one row per sequence of (label, RGB image) tiles."""
+    columns = max(len(r) for r in rows)
+    sheet = np.full(
+        (len(rows) * (tile + _LABEL_H), columns * tile, 3), 255, dtype=np.uint8
+    )
+    for i, row in enumerate(rows):
+        for j, (label, image) in enumerate(row):
+            y, x = i * (tile + _LABEL_H), j * tile
+            sheet[y : y + tile, x : x + tile] = _fit(image, tile)
+            cv2.putText(sheet, label[:28], (x + 4, y + tile + 15), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.42, (30, 30, 30), 1, cv2.LINE_AA)
+    return sheet
+
+
+def _crop_to_face(image: np.ndarray, face: Face, margin: float = 0.9) -> np.ndarray:
+    cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+    half = max(face.width, face.height) * (0.5 + margin)
+    h, w = image.shape[:2]
+    x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
+    x1, y1 = int(min(cx + half, w)), int(min(cy + half, h))
+    return image[y0:y1, x0:x1]
+
+
+def style_rows(
+    images: Iterable[tuple[str, np.ndarray]],
+    styles: Sequence[str] | None = None,
+    *,
+    renderer: str = "2d",
+    wear: str = "correct",
+    seed: int = 0,
+    analyser: FaceAnalyser | None = None,
+    crop: bool = True,
+) -> list[list[tuple[str, np.ndarray]]]:
+    """One sheet row per image: the original, then the image masked in every style."""
+    styles = list(styles or list_styles())
+    finder = analyser or create_analyser("mediapipe")
+    rows = []
+    for name, image in images:
+        faces = finder(image)[:1]
+        if not faces:
+            continue
+        face = faces[0]
+        pose = face.pose
+        row = [(f"{name} y{pose.yaw:+.0f} p{pose.pitch:+.0f}", image)]
+        for k, style in enumerate(styles):
+            result = mask_image(image, style, wear=wear, faces=faces, renderer=renderer,
+                                seed=seed + k)
+            row.append((style, result.image))
+        if crop:
+            row = [(label, _crop_to_face(im, face)) for label, im in row]
+        rows.append(row)
+    return rows
+
+
+def varied_pose_images(
+    root: Path, count: int = 6, scan: int = 400, analyser: FaceAnalyser | None = None
+) -> list[tuple[str, np.ndarray]]:
+    """Pick ``count`` images from a face tree spanning head poses (yaw from left to right).
+
+    Scans an evenly spaced, deterministic sample of ``scan`` images.
+    """
+    finder = analyser or create_analyser("mediapipe")
+    paths = list(iter_images(root))
+    if not paths:
+        raise FileNotFoundError(f"no images under {root}")
+    step = max(1, len(paths) // scan)
+    scored = []
+    for path in paths[::step][:scan]:
+        image = read_image(path)
+        faces = finder(image)
+        if faces:
+            scored.append((faces[0].pose.yaw, faces[0].pose.pitch, path.stem, image))
+    scored.sort(key=lambda t: t[0])
+    targets = np.linspace(scored[0][0], scored[-1][0], count)
+    picked, used = [], set()
+    for t in targets:
+        best = min((i for i in range(len(scored)) if i not in used),
+                   key=lambda i: abs(scored[i][0] - t))
+        used.add(best)
+        picked.append((scored[best][2], scored[best][3]))
+    return picked

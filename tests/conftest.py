@@ -1,0 +1,33 @@
+"""Shared fixtures: the embedded sample face and the real data in ../shared/data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+LFW = SHARED / "lfw" / "lfw-deepfunneled"
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """scikit-image's astronaut photo: one frontal face, shipped inside an installed package."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())
+
+
+@pytest.fixture(scope="session")
+def lfw() -> Path:
+    """Root of the deep-funneled LFW images; skips when ../shared/data is absent."""
+    if not LFW.is_dir():
+        pytest.skip(f"real LFW images not found at {LFW} (../shared/data is absent)")
+    return LFW
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
