@@ -68,6 +68,8 @@ def main() -> None:
         print(f"renderer {args.renderer}, {args.workers} workers: {total} images in "
               f"{elapsed:.1f} s = {total / elapsed:.1f} images/s; masked {ok}/{total} = "
               f"{100 * ok / total:.2f}%")
+        busy = sum(float(r["seconds"]) for r in rows)
+        print(f"worker time per image (read, detect, render, write): {1000 * busy / total:.1f} ms")
         for r in rows:
             if r["status"] != "ok":
                 print(f"  {r['status']:10s} {r['input']} {r['reason']}")

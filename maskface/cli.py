@@ -74,19 +74,17 @@ def demo(out_dir: Path, seed: int) -> None:
     """
     from skimage import data
 
-    from maskface.sheet import contact_sheet, style_rows
+    from maskface.sheet import contact_sheet, demo_tiles
 
-    image = data.astronaut()
-    rows = style_rows([("astronaut", image)], seed=seed)
-    if not rows:
+    tiles = demo_tiles(data.astronaut(), seed=seed)
+    if not tiles:
         raise click.ClickException("no face found in the sample image")
     out_dir.mkdir(parents=True, exist_ok=True)
-    for label, masked in rows[0][1:]:
-        _write_png(out_dir / f"astronaut_{label}.png", masked)
-    per_row = 4
-    flat = rows[0]
-    grid = [flat[i : i + per_row] for i in range(0, len(flat), per_row)]
-    _write_png(out_dir / "contact_sheet.png", contact_sheet(grid, tile=256))
+    for label, masked in tiles[1:]:
+        _write_png(out_dir / f"astronaut_{label.replace(' ', '_')}.png", masked)
+    per_row = 6
+    grid = [tiles[i : i + per_row] for i in range(0, len(tiles), per_row)]
+    _write_png(out_dir / "contact_sheet.png", contact_sheet(grid, tile=200))
 
 
 @main.command()
@@ -173,15 +171,13 @@ def _check_style_params(job) -> None:
 @main.command()
 def styles() -> None:
     """List mask styles, colours, patterns and wear styles."""
-    from maskface.styles import list_styles
+    from maskface.styles import NAMED_COLORS, PATTERNS, list_styles
     from maskface.styles.base import WEAR_STYLES
-    from maskface.styles.colors import list_colors
-    from maskface.styles.patterns import list_patterns
 
     click.echo("styles:   " + ", ".join(list_styles()))
     click.echo("wear:     " + ", ".join(WEAR_STYLES))
-    click.echo("colours:  " + ", ".join(list_colors()) + " (or #RRGGBB)")
-    click.echo("patterns: " + ", ".join(list_patterns()))
+    click.echo("colours:  " + ", ".join(NAMED_COLORS) + " (or #RRGGBB)")
+    click.echo("patterns: " + ", ".join(PATTERNS))
 
 
 @main.command()

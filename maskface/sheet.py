@@ -11,7 +11,7 @@ import numpy as np
 from maskface.geometry.analysers import FaceAnalyser, create_analyser
 from maskface.geometry.face import Face
 from maskface.imageio import iter_images, read_image
-from maskface.styles import list_styles
+from maskface.styles.registry import list_styles, style_class
 from maskface.synthesis import mask_image
 
 _LABEL_H = 22
@@ -54,6 +54,11 @@ def _crop_to_face(image: np.ndarray, face: Face, margin: float = 0.9) -> np.ndar
     return image[y0:y1, x0:x1]
 
 
+def builtin_styles() -> list[str]:
+    """The styles drawn by maskface itself (not those that need a user's files)."""
+    return [name for name in list_styles() if style_class(name).weight > 0]
+
+
 def style_rows(
     images: Iterable[tuple[str, np.ndarray]],
     styles: Sequence[str] | None = None,
@@ -65,7 +70,7 @@ def style_rows(
     crop: bool = True,
 ) -> list[list[tuple[str, np.ndarray]]]:
     """One sheet row per image: the original, then the image masked in every style."""
-    styles = list(styles or list_styles())
+    styles = list(styles or builtin_styles())
     finder = analyser or create_analyser("mediapipe")
     rows = []
     for name, image in images:
@@ -112,3 +117,27 @@ def varied_pose_images(
         used.add(best)
         picked.append((scored[best][2], scored[best][3]))
     return picked
+
+
+# The demo's looks beyond each style's default: (label, style, wear, style parameters).
+DEMO_LOOKS: tuple[tuple[str, str, str, dict], ...] = (
+    ("n95 with valve", "n95", "correct", {"valve": True}),
+    ("kn95 black", "kn95", "correct", {"color": "black"}),
+    ("cloth floral", "cloth", "correct", {"pattern": "floral"}),
+    ("cloth checks", "cloth", "correct", {"pattern": "checks", "color": "navy"}),
+    ("surgical under nose", "surgical", "under_nose", {}),
+    ("kn95 on the chin", "kn95", "chin", {}),
+)
+
+
+def demo_tiles(image: np.ndarray, seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """The image, then masked in every built-in style and in the :data:`DEMO_LOOKS`."""
+    faces = create_analyser("mediapipe")(image)[:1]
+    if not faces:
+        return []
+    looks = [(name, name, "correct", {}) for name in builtin_styles()] + list(DEMO_LOOKS)
+    tiles = [("original", image)]
+    for label, style, wear, params in looks:
+        result = mask_image(image, style, wear=wear, faces=faces, seed=seed, **params)
+        tiles.append((label, result.image))
+    return [(label, _crop_to_face(im, faces[0])) for label, im in tiles]

@@ -207,6 +207,8 @@ def test_invalid_names_raise_clear_errors():
         create_style("cloth", pattern="dots", pattern_scale_cm=-1)
     with pytest.raises(ValueError, match="seed"):
         create_style("cloth", seed=-3)
+    with pytest.raises(ValueError, match="valve must be True or False"):
+        create_style("n95", valve="yes")
 
 
 @pytest.mark.parametrize("name", BUILT_IN)
@@ -340,6 +342,29 @@ def test_custom_png_is_warped_onto_the_frame(tmp_path, wear):
     json.dumps(tex.params)
     again = style_from_params(tex.params).draw(frame, np.random.default_rng(1))
     assert np.array_equal(again.rgba, tex.rgba)
+
+
+def test_custom_face_point_anchors(tmp_path):
+    path = write_custom(tmp_path)
+    png = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+    cv2.circle(png, (200, 170), 8, (0, 255, 0, 255), -1)  # a green mark over the mouth
+    cv2.imwrite(str(path), cv2.cvtColor(png, cv2.COLOR_RGBA2BGRA))
+    config = json.loads(path.with_suffix(".json").read_text())
+    config["anchors"].update(mouth_center=[200, 170], nose_tip=[200, 60], top_left=[20, 40],
+                             bottom_right=[370, 220])
+    path.with_suffix(".json").write_text(json.dumps(config))
+    for wear in WEAR_STYLES:
+        frame = face_frame(wear, 256)
+        tex = create_style("custom", image=str(path)).draw(frame, np.random.default_rng(0))
+        green = (tex.rgba[..., 1] > 0.7) & (tex.rgba[..., 0] < 0.3) & (tex.rgba[..., 3] > 0.5)
+        if wear == "correct":
+            ys, xs = np.nonzero(green)
+            mark = np.array([xs.mean(), ys.mean()])
+            assert np.linalg.norm(mark - frame.mouth_center) < 3
+        else:  # the face points are not under the mask: the outline still fits the frame
+            cx = round(frame.center_x)
+            rows = np.flatnonzero(tex.rgba[:, cx, 3] > 0.5)
+            assert abs(rows[0] - curve_y(frame.top_curve, cx)) < 3
 
 
 def test_custom_errors_are_clear(tmp_path):

@@ -105,7 +105,7 @@ def fit_light(
     return a, direction, strength
 
 
-def _thumbnail(image: np.ndarray, max_pixels: int = 10_000) -> np.ndarray:
+def _thumbnail(image: np.ndarray, max_pixels: int = 4_000) -> np.ndarray:
     """Every k-th pixel each way, so global statistics cost the same on any image size."""
     h, w = image.shape[:2]
     k = max(1, int(np.ceil(np.sqrt(h * w / max_pixels))))

@@ -16,13 +16,15 @@ PNG's name with ``.json``) says where known points of the mask lie in the PNG, i
       "relief_cm": 0.8                # optional: how much the middle bulges (0 = flat)
     }
 
+(JSON has no comments; they only explain the fields here.) Further optional keys:
+``strap_width_cm`` (0.3), ``gloss`` (0.05, a specular hint for renderers) and ``fit_outline``.
 ``left`` is the left of the picture, which lands on the wearer's right cheek. Optional extra
-anchors: ``top_left``, ``top_right``, ``bottom_left``, ``bottom_right`` (the corners of the side
-edges) and any point of the face frame (``nose_tip``, ``subnasal``, ``mouth_center``,
-``mouth_left``, ``mouth_right``, ``chin``, ``chin_under``, ``nose_bridge``). With
-``"fit_outline": true`` (the default) the PNG's own upper and lower edges, found from its
-alpha, are also pulled onto the frame's top and bottom curves. A thin-plate spline through
-all these pairs maps the canvas into the PNG.
+anchors: ``top_left``, ``top_right``, ``bottom_left``, ``bottom_right`` (the corners of the
+side edges) and points of the face frame (``nose_bridge``, ``nose_tip``, ``subnasal``,
+``mouth_center``, ``mouth_left``, ``mouth_right``, ``chin``, ``chin_under``), used when the
+wear style puts the mask over that point. With ``"fit_outline": true`` (the default) the PNG's
+own upper and lower edges, found from its alpha, are also pulled onto the frame's top and
+bottom curves. A thin-plate spline through all these pairs maps the canvas into the PNG.
 """
 
 from __future__ import annotations
@@ -180,6 +182,8 @@ class CustomMask(MaskStyle):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.seed is None:  # nothing random in a custom mask: one cache entry, not one a seed
+            object.__setattr__(self, "seed", 0)
         image = Path(self.image)
         config = Path(self.config) if self.config is not None else image.with_suffix(".json")
         object.__setattr__(self, "image", str(image))
@@ -257,9 +261,13 @@ class CustomMask(MaskStyle):
             "top_left": side(-1.0, 0.0), "top_right": side(1.0, 0.0),
             "bottom_left": side(-1.0, 1.0), "bottom_right": side(1.0, 1.0),
         }
-        targets.update({k: tuple(getattr(frame, k)) for k in FRAME_ANCHORS})
-        png = [cfg.anchors[k] for k in cfg.anchors]
-        canvas = [targets[k] for k in cfg.anchors]
+        for k in FRAME_ANCHORS:
+            x, y = (float(c) for c in getattr(frame, k))
+            # a face point pulls the mask only where this wear style puts the mask over it
+            if float(space.top(x)) <= y <= float(space.bottom(x)):
+                targets[k] = (x, y)
+        png = [cfg.anchors[k] for k in cfg.anchors if k in targets]
+        canvas = [targets[k] for k in cfg.anchors if k in targets]
         if cfg.fit_outline:
             left, right = cfg.anchors["left"][0], cfg.anchors["right"][0]
             for key, v, pick in (("top_center", 0.0, 0), ("bottom_center", 1.0, -1)):
@@ -268,9 +276,12 @@ class CustomMask(MaskStyle):
                     for u, x_png in ((-1 + t, left + t * (mid - left)),
                                      (1 - t, right - t * (right - mid))):
                         rows = np.flatnonzero(alpha[:, round(x_png)] > 0.5)
-                        if len(rows):
+                        target = side(u, v)
+                        # two pairs at one canvas point would make the spline singular
+                        taken = min(np.hypot(target[0] - c[0], target[1] - c[1]) for c in canvas)
+                        if len(rows) and taken > 2.0:
                             png.append((x_png, float(rows[pick])))
-                            canvas.append(side(u, v))
+                            canvas.append(target)
         return np.array(png, dtype=np.float64), np.array(canvas, dtype=np.float64)
 
     def _straps(self, cfg: CustomConfig, space: MaskSpace) -> list[dict]:

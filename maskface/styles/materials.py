@@ -28,16 +28,20 @@ def _noise(rng: np.random.Generator, size: int, cell: float) -> np.ndarray:
     return big[:size, :size]
 
 
-def _nonwoven(rng: np.random.Generator, size: int, px_per_cm: float):
+def _nonwoven(
+    rng: np.random.Generator, size: int, px_per_cm: float
+) -> tuple[np.ndarray, np.ndarray]:
     # spunbond/meltblown: a fine fibre speckle over a cloudy, uneven fibre density
     fibre = cv2.GaussianBlur(_white(rng, (size, size)), (0, 0), max(0.02 * px_per_cm, 0.5))
     cloud = _noise(rng, size, 0.5 * px_per_cm)
-    albedo = 1.0 + 0.035 * fibre + 0.03 * cloud
-    height = (0.006 * px_per_cm) * (fibre + 0.5 * cloud)
+    albedo = 1.0 + 0.02 * fibre + 0.02 * cloud
+    height = (0.004 * px_per_cm) * (fibre + 0.3 * cloud)
     return albedo, height
 
 
-def _weave(rng: np.random.Generator, size: int, px_per_cm: float):
+def _weave(
+    rng: np.random.Generator, size: int, px_per_cm: float
+) -> tuple[np.ndarray, np.ndarray]:
     # threads are usually finer than a texel: warp and weft show as streaks along the two axes
     # and as uneven yarn (slubs), never as a regular grid that would alias into moire
     streak = max(int(size / max(0.4 * px_per_cm, 2.0)), 2)  # streak length about 4 mm
@@ -50,7 +54,9 @@ def _weave(rng: np.random.Generator, size: int, px_per_cm: float):
     return albedo, height
 
 
-def _rubber(rng: np.random.Generator, size: int, px_per_cm: float):
+def _rubber(
+    rng: np.random.Generator, size: int, px_per_cm: float
+) -> tuple[np.ndarray, np.ndarray]:
     # moulded elastomer: nearly smooth, a faint mould speckle and slow tone drift
     speckle = cv2.GaussianBlur(_white(rng, (size, size)), (0, 0), 0.8)
     drift = _noise(rng, size, 1.5 * px_per_cm)

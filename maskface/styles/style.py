@@ -131,6 +131,13 @@ class MaskStyle(ABC):
     seed: int | None = None
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.type != "bool":  # annotations are strings here (postponed evaluation)
+                continue
+            value = getattr(self, f.name)
+            if not isinstance(value, bool | np.bool_):
+                raise ValueError(f"{f.name} must be True or False, got {value!r}")
+            object.__setattr__(self, f.name, bool(value))
         if self.seed is not None:
             if not isinstance(self.seed, int | np.integer) or self.seed < 0:
                 raise ValueError(f"seed must be a non-negative integer or None, got {self.seed!r}")
