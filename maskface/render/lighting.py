@@ -25,12 +25,17 @@ def srgb_to_linear(x: np.ndarray) -> np.ndarray:
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    """Linear light to sRGB in [0, 1]."""
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+    """Linear light to sRGB in [0, 1] (a 4096-entry table: finer than 8-bit output needs)."""
+    idx = np.clip(np.asarray(x, dtype=np.float32) * (_LUT_SIZE - 1) + 0.5, 0, _LUT_SIZE - 1)
+    return _TO_SRGB[idx.astype(np.int32)]
 
 
 _SRGB_LUT = srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
+_LUT_SIZE = 4096
+_lin = np.linspace(0.0, 1.0, _LUT_SIZE)
+_TO_SRGB = np.where(
+    _lin <= 0.0031308, _lin * 12.92, 1.055 * np.power(_lin, 1 / 2.4) - 0.055
+).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,13 @@ class Lighting:
         """Irradiance factor for an array of unit normals (..., 3)."""
         lambert = np.clip(-(normals @ self.direction), 0.0, None)
         return self.exposure * (self.ambient + self.strength * lambert)
+
+    def highlight(self, normals: np.ndarray, shininess: float = 24.0) -> np.ndarray:
+        """Blinn-Phong specular term toward the camera for unit normals (..., 3)."""
+        half = -self.direction + np.array([0.0, 0.0, -1.0])
+        half /= max(float(np.linalg.norm(half)), 1e-9)
+        facing = np.clip(normals @ half.astype(np.float32), 0.0, None)
+        return self.exposure * self.strength * facing**shininess
 
     def as_dict(self) -> dict:
         return {

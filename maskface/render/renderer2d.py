@@ -155,7 +155,10 @@ class Renderer2D:
         mm = mask_mesh()
         size = texture.rgba.shape[0]
         uv_px = mm.uv * size
-        tris = _triangles_under(texture.rgba[..., 3], uv_px, mm.triangles)
+        if "triangles" not in texture.derived:
+            texture.derived["triangles"] = _triangles_under(texture.rgba[..., 3], uv_px,
+                                                            mm.triangles)
+        tris = texture.derived["triangles"]
         pts = project_mesh(face)
         raster = rasterize(pts[:, :2], pts[:, 2], uv_px, tris, image.shape)
         if raster is None:
@@ -169,7 +172,11 @@ class Renderer2D:
         normals = self._normals(face, raster, texture, size)
         shade = light.shade(normals)
         albedo = lt.srgb_to_linear(rgba[..., :3])
-        colour = lt.linear_to_srgb(albedo * shade[..., None] * light.white)
+        linear = albedo * shade[..., None]
+        gloss = float(texture.params.get("gloss", 0.0))
+        if gloss > 0:  # rubber and plastic catch a highlight; cloth and paper do not
+            linear = linear + (gloss * light.highlight(normals))[..., None]
+        colour = lt.linear_to_srgb(linear * light.white)
         if light.noise > 0:  # photo noise is mostly in luminance
             colour = colour + rng.normal(0.0, light.noise, colour.shape[:2])[..., None]
 
@@ -263,10 +270,12 @@ class Renderer2D:
 def strap_target(kind: str, right: bool, start: np.ndarray) -> np.ndarray:
     """Where a strap leaving the mask at ``start`` (reference cm) meets the head."""
     ears = ear_points()[0 if right else 1]
+    # Head straps pass above and below the ear on their way round the head; beyond these
+    # points they are hidden by the head itself.
     if kind == "head_upper":
-        return ears[0] + np.array([0.0, -2.5, 1.5])
+        return ears[0] + np.array([0.0, -1.2, 2.5])
     if kind == "head_lower":
-        return ears[1] + np.array([0.0, 2.5, 1.0])
+        return ears[1] + np.array([0.0, 1.8, 1.5])
     return ears[0] if start[1] < (ears[0, 1] + ears[1, 1]) / 2 else ears[1]
 
 

@@ -68,3 +68,5 @@ class MaskTexture:
     height: np.ndarray
     straps: list[dict] = field(default_factory=list)
     params: dict = field(default_factory=dict)
+    # What renderers derive from the texture once (textures are cached and reused).
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
