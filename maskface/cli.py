@@ -100,7 +100,8 @@ def demo(out_dir: Path, seed: int) -> None:
 @click.option("--vary", is_flag=True, help="Random plausible colours/patterns per face.")
 @click.option("--faces", type=click.Choice(["largest", "all"]), default="largest",
               show_default=True, help="Mask only the largest face or every face.")
-@click.option("--renderer", default="2d", show_default=True, help="Renderer: 2d.")
+@click.option("--renderer", type=click.Choice(["2d", "3d"]), default="2d", show_default=True,
+              help="2d: texture laid on the skin; 3d: a mask surface of its own.")
 @click.option("--analyser", type=click.Choice(["mediapipe", "dlib"]), default="mediapipe",
               show_default=True, help="Face landmark backend.")
 @click.option("--workers", type=int, default=None, help="Worker processes [all cores].")
@@ -134,11 +135,7 @@ def apply(input_path: Path, output: Path, styles: str, per_image: int, wear: str
     from maskface.batch.runner import run_batch
     from maskface.errors import MaskfaceError
     from maskface.mask_job import MaskJob
-    from maskface.render.registry import list_renderers
 
-    if renderer not in list_renderers():
-        raise click.BadParameter(f"choose from {', '.join(list_renderers())}",
-                                 param_hint="--renderer")
     params = {k: v for k, v in (("color", color), ("pattern", pattern)) if v}
     job = MaskJob(
         styles=_check_styles(_split(styles)), per_image=per_image, wear=_check_wear(_split(wear)),
@@ -213,9 +210,11 @@ def detect(image_path: Path, analyser: str) -> None:
 @click.option("--styles", default=None, help=_STYLE_HELP + " [all]")
 @click.option("--wear", type=click.Choice(["correct", "under_nose", "chin"]), default="correct",
               show_default=True)
+@click.option("--renderers", default="2d", show_default=True,
+              help="Comma-separated renderers; several put them side by side per style.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def sheet(output: Path, root: Path | None, count: int, styles: str | None, wear: str,
-          seed: int) -> None:
+          renderers: str, seed: int) -> None:
     """Write a contact sheet OUTPUT.png: every style over faces of varied pose.
 
     Without --root the embedded sample face is used, mirrored and turned in the image plane.
@@ -224,6 +223,7 @@ def sheet(output: Path, root: Path | None, count: int, styles: str | None, wear:
     Examples:
       maskface sheet sheet.png --root ../shared/data/lfw/lfw-deepfunneled
       maskface sheet sheet.png --styles surgical,kn95 --wear under_nose
+      maskface sheet compare.png --root lfw/ --styles kn95,cloth --renderers 2d,3d
     """
     import cv2
     import numpy as np
@@ -243,7 +243,10 @@ def sheet(output: Path, root: Path | None, count: int, styles: str | None, wear:
             images.append((f"roll{angle:+d}", cv2.warpAffine(base, turn, (w, h),
                                                               borderMode=cv2.BORDER_REFLECT)))
         images = images[:count]
-    rows = style_rows(images, chosen, wear=wear, seed=seed)
+    chosen_renderers = _split(renderers)
+    if not chosen_renderers or set(chosen_renderers) - {"2d", "3d"}:
+        raise click.BadParameter("choose from 2d, 3d", param_hint="--renderers")
+    rows = style_rows(images, chosen, wear=wear, seed=seed, renderers=chosen_renderers)
     if not rows:
         raise click.ClickException("no face found in the chosen images")
     _write_png(output, contact_sheet(rows, tile=160))

@@ -63,13 +63,14 @@ def style_rows(
     images: Iterable[tuple[str, np.ndarray]],
     styles: Sequence[str] | None = None,
     *,
-    renderer: str = "2d",
+    renderers: Sequence[str] = ("2d",),
     wear: str = "correct",
     seed: int = 0,
     analyser: FaceAnalyser | None = None,
     crop: bool = True,
 ) -> list[list[tuple[str, np.ndarray]]]:
-    """One sheet row per image: the original, then the image masked in every style."""
+    """One sheet row per image: the original, then the image masked in every style (by each
+    renderer in turn, side by side, when several are given)."""
     styles = list(styles or builtin_styles())
     finder = analyser or create_analyser("mediapipe")
     rows = []
@@ -81,9 +82,11 @@ def style_rows(
         pose = face.pose
         row = [(f"{name} y{pose.yaw:+.0f} p{pose.pitch:+.0f}", image)]
         for k, style in enumerate(styles):
-            result = mask_image(image, style, wear=wear, faces=faces, renderer=renderer,
-                                seed=seed + k)
-            row.append((style, result.image))
+            for renderer in renderers:
+                result = mask_image(image, style, wear=wear, faces=faces, renderer=renderer,
+                                    seed=seed + k)
+                label = style if len(renderers) == 1 else f"{style} {renderer}"
+                row.append((label, result.image))
         if crop:
             row = [(label, _crop_to_face(im, face)) for label, im in row]
         rows.append(row)

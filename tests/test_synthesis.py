@@ -20,9 +20,11 @@ def _alpha_at(result, face, index):
     return int(result.alpha[y, x])
 
 
+@pytest.mark.parametrize("renderer", ["2d", "3d"])
 @pytest.mark.parametrize("style", ["surgical", "n95", "kn95", "cloth", "respirator"])
-def test_every_style_covers_mouth_and_nose_not_eyes(astronaut, astronaut_face, style):
-    result = maskface.mask_image(astronaut, style, faces=[astronaut_face], seed=3)
+def test_every_style_covers_mouth_and_nose_not_eyes(astronaut, astronaut_face, style, renderer):
+    result = maskface.mask_image(astronaut, style, faces=[astronaut_face], seed=3,
+                                 renderer=renderer)
     assert result.status == "ok"
     assert _alpha_at(result, astronaut_face, UPPER_LIP) == 255
     assert _alpha_at(result, astronaut_face, NOSE_TIP) == 255
@@ -35,9 +37,11 @@ def test_every_style_covers_mouth_and_nose_not_eyes(astronaut, astronaut_face, s
     assert changed[result.alpha > 128].mean() > 0.9
 
 
-def test_wear_styles_move_the_mask(astronaut, astronaut_face):
-    under = maskface.mask_image(astronaut, "surgical", wear="under_nose", faces=[astronaut_face])
-    chin = maskface.mask_image(astronaut, "surgical", wear="chin", faces=[astronaut_face])
+@pytest.mark.parametrize("renderer", ["2d", "3d"])
+def test_wear_styles_move_the_mask(astronaut, astronaut_face, renderer):
+    kw = {"faces": [astronaut_face], "renderer": renderer}
+    under = maskface.mask_image(astronaut, "surgical", wear="under_nose", **kw)
+    chin = maskface.mask_image(astronaut, "surgical", wear="chin", **kw)
     assert _alpha_at(under, astronaut_face, NOSE_TIP) == 0
     assert _alpha_at(under, astronaut_face, UPPER_LIP) == 255
     assert _alpha_at(chin, astronaut_face, UPPER_LIP) == 0
@@ -81,12 +85,13 @@ def test_record_says_what_was_drawn(astronaut):
     "name",
     ["Qazi_Hussain_Ahmed/Qazi_Hussain_Ahmed_0001.jpg", "Mercedes_Amor/Mercedes_Amor_0001.jpg"],
 )
-def test_far_side_hidden_at_large_yaw(lfw, name):
+@pytest.mark.parametrize("renderer", ["2d", "3d"])
+def test_far_side_hidden_at_large_yaw(lfw, name, renderer):
     # Faces turned about 55 degrees: the mask must not spill past the far cheek's outline.
     image = read_rgb(lfw / name)
     face = max(maskface.detect_faces(image), key=lambda f: abs(f.pose.yaw))
     assert abs(face.pose.yaw) > 45
-    result = maskface.mask_image(image, "surgical", faces=[face])
+    result = maskface.mask_image(image, "surgical", faces=[face], renderer=renderer)
     _, xs = np.nonzero(result.alpha > 128)
     outline_x = face.mesh[:, 0]
     if face.pose.yaw > 0:  # turned to the image's right: the far side is the left

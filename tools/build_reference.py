@@ -27,10 +27,11 @@ OUTER_CANTHI_CM = 9.0  # typical adult outer eye-corner distance
 def collect(root: Path, count: int) -> tuple[np.ndarray, list[np.ndarray | None]]:
     """Face Mesh meshes of the largest face, and dlib's 68 points for the same face."""
     import dlib
-    import face_recognition_models as frm
+
+    from maskface.geometry.dlib_backend import dlib_model_path
 
     detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(frm.pose_predictor_model_location())
+    predictor = dlib.shape_predictor(dlib_model_path("shape_predictor_68_face_landmarks.dat"))
     files = sorted(root.glob("*/*.jpg"))
     step = max(1, len(files) // count)
     analyser = MediaPipeAnalyser()

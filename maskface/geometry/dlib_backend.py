@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 from functools import cache
+from importlib.util import find_spec
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,13 +21,28 @@ from maskface.geometry.fit import face_from_mesh
 from maskface.geometry.reference import reference
 
 
+def dlib_model_path(filename: str) -> str:
+    """Path of a model file shipped by ``face_recognition_models``.
+
+    Found without importing the package, whose import needs ``pkg_resources`` (gone from
+    recent setuptools).
+    """
+    spec = find_spec("face_recognition_models")
+    if spec is None or spec.origin is None:
+        raise ImportError("face_recognition_models is not installed: "
+                          "pip install face_recognition_models")
+    path = Path(spec.origin).parent / "models" / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from face_recognition_models")
+    return str(path)
+
+
 @cache
 def _models():
     import dlib
-    import face_recognition_models as frm
 
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(
-        frm.pose_predictor_model_location()
+        dlib_model_path("shape_predictor_68_face_landmarks.dat")
     )
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from maskface.geometry.face import Face
 from maskface.render.renderer2d import MaskLayer, Renderer2D
+from maskface.render.renderer3d import Renderer3D
 from maskface.styles import MaskStyle
 
 
@@ -23,7 +24,7 @@ class Renderer(Protocol):
     ) -> MaskLayer | None: ...
 
 
-_REGISTRY: dict[str, Callable[..., Renderer]] = {"2d": Renderer2D}
+_REGISTRY: dict[str, Callable[..., Renderer]] = {"2d": Renderer2D, "3d": Renderer3D}
 
 
 def list_renderers() -> list[str]:
@@ -32,7 +33,8 @@ def list_renderers() -> list[str]:
 
 
 def create_renderer(name: str = "2d", **kwargs) -> Renderer:
-    """A renderer by name (``"2d"``: texture warped over the dense face mesh)."""
+    """A renderer by name: ``"2d"`` (texture warped over the face mesh) or ``"3d"`` (a mask
+    surface of its own, standing off the reconstructed face)."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown renderer {name!r}; choose from {', '.join(_REGISTRY)}")
     return _REGISTRY[name](**kwargs)

@@ -99,15 +99,14 @@ def _triangles_under(alpha: np.ndarray, uv_px: np.ndarray, triangles: np.ndarray
     return triangles[drawn[xy[..., 1], xy[..., 0]].any(axis=1)]
 
 
-@cache
-def _normal_map(size: int) -> np.ndarray:
-    """The mask mesh's (smoothed) reference normals painted on the canvas: (size, size, 3)."""
+def normal_map(normals: np.ndarray, size: int) -> np.ndarray:
+    """Per-vertex normals (V, 3) of the mask mesh painted on the canvas: (size, size, 3)."""
     mm = mask_mesh()
     uv = mm.uv * size
     full = rasterize(uv, np.zeros(len(uv)), uv, mm.triangles, (size, size), pad=0)
     out = np.zeros((size, size, 3), np.float32)
     x0, y0, x1, y1 = full.region
-    out[y0:y1, x0:x1] = full.interpolate(mm.normals)
+    out[y0:y1, x0:x1] = full.interpolate(normals)
     # Spread normals a few texels past the mesh edge so bilinear sampling at the rim is clean.
     filled = (np.linalg.norm(out, axis=2) > 0).astype(np.uint8)
     for _ in range(3):
@@ -119,6 +118,11 @@ def _normal_map(size: int) -> np.ndarray:
     return out
 
 
+@cache
+def _face_normal_map(size: int) -> np.ndarray:
+    return normal_map(mask_mesh().normals, size)
+
+
 class Renderer2D:
     """Warps style textures onto faces; see the module docstring."""
 
@@ -127,6 +131,14 @@ class Renderer2D:
     def __init__(self, edge_softness: float = 0.6, light_wrap: float = 0.3) -> None:
         self.edge_softness = edge_softness
         self.light_wrap = light_wrap
+
+    def project(self, face: Face) -> np.ndarray:
+        """Image positions (V, 3) of the mask mesh's vertices for ``face``."""
+        return project_mesh(face)
+
+    def normal_map(self, size: int) -> np.ndarray:
+        """Reference-frame normals of the surface the mask lies on, painted on the canvas."""
+        return _face_normal_map(size)
 
     def render(
         self,
@@ -159,7 +171,7 @@ class Renderer2D:
             texture.derived["triangles"] = _triangles_under(texture.rgba[..., 3], uv_px,
                                                             mm.triangles)
         tris = texture.derived["triangles"]
-        pts = project_mesh(face)
+        pts = self.project(face)
         raster = rasterize(pts[:, :2], pts[:, 2], uv_px, tris, image.shape)
         if raster is None:
             return None
@@ -202,7 +214,7 @@ class Renderer2D:
     def _normals(
         self, face: Face, raster: Raster, texture: MaskTexture, size: int
     ) -> np.ndarray:
-        n = sample(_normal_map(size), raster) @ face.rotation.T.astype(np.float32)
+        n = sample(self.normal_map(size), raster) @ face.rotation.T.astype(np.float32)
         # Relief from the texture (pleats, seams) tilts the normals: its height, converted to
         # image pixels, acts as a height field over the image plane.
         relief = sample(texture.height, raster) * (face.scale * CANVAS_CM / size)
