@@ -105,6 +105,9 @@ def demo(out_dir: Path, seed: int) -> None:
 @click.option("--analyser", type=click.Choice(["mediapipe", "dlib"]), default="mediapipe",
               show_default=True, help="Face landmark backend.")
 @click.option("--workers", type=int, default=None, help="Worker processes [all cores].")
+@click.option("--scheduler", default=None,
+              help="Run on Dask: 'local' for a local cluster, or a scheduler address "
+                   "(tcp://host:8786; OUTPUT must be on storage all workers reach).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--save-alpha", is_flag=True, help="Also write <name>.mask.png (mask coverage).")
 @click.option("--save-json", is_flag=True, help="Also write <name>.json (what was drawn).")
@@ -118,7 +121,8 @@ def demo(out_dir: Path, seed: int) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def apply(input_path: Path, output: Path, styles: str, per_image: int, wear: str,
           color: str | None, pattern: str | None, vary: bool, faces: str, renderer: str,
-          analyser: str, workers: int | None, seed: int, save_alpha: bool, save_json: bool,
+          analyser: str, workers: int | None, scheduler: str | None, seed: int,
+          save_alpha: bool, save_json: bool,
           image_format: str, keep_unmasked: bool, manifest: str, no_resume: bool,
           quiet: bool) -> None:
     """Mask the faces in INPUT (an image or a folder tree) and write them under OUTPUT.
@@ -131,6 +135,7 @@ def apply(input_path: Path, output: Path, styles: str, per_image: int, wear: str
       maskface apply photo.jpg out/
       maskface apply lfw/ lfw-masked/ --styles surgical,n95,kn95,cloth --vary
       maskface apply faces/ masked/ --styles surgical,kn95 --per-image 2 --save-alpha
+      maskface apply vggface2/ masked/ --scheduler tcp://10.0.0.5:8786
     """
     from maskface.batch.runner import run_batch
     from maskface.errors import MaskfaceError
@@ -146,7 +151,8 @@ def apply(input_path: Path, output: Path, styles: str, per_image: int, wear: str
     _check_style_params(job)
     try:
         summary = run_batch(input_path, output, job, workers=workers, seed=seed,
-                            manifest=manifest, resume=not no_resume, progress=not quiet)
+                            manifest=manifest, resume=not no_resume, progress=not quiet,
+                            scheduler=scheduler)
     except MaskfaceError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(str(summary))
@@ -251,6 +257,14 @@ def sheet(output: Path, root: Path | None, count: int, styles: str | None, wear:
         raise click.ClickException("no face found in the chosen images")
     _write_png(output, contact_sheet(rows, tile=160))
 
+
+def _register_groups() -> None:
+    from maskface.cli_datasets import datasets
+
+    main.add_command(datasets)
+
+
+_register_groups()
 
 if __name__ == "__main__":
     main()

@@ -142,6 +142,7 @@ def run_batch(
     resume: bool = True,
     progress: bool = True,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    scheduler: str | None = None,
 ) -> BatchSummary:
     """Run ``job`` on every image of ``input`` (a file, or a folder walked recursively).
 
@@ -152,6 +153,11 @@ def run_batch(
     that failed with ``error``. Images above ``max_pixels`` are recorded as ``unreadable``
     (``too_large``). Ctrl-C stops after the images being processed and returns a summary with
     ``interrupted`` set. Raises :class:`BatchError` when the run cannot start.
+
+    ``scheduler`` runs the job on a Dask cluster instead of the local pool: ``"local"`` starts
+    one on this machine with ``workers`` processes, an address such as ``tcp://host:8786``
+    joins a running one (OUTPUT must then be on storage every worker reaches). Manifest,
+    resume and determinism are the same.
     """
     started = time.perf_counter()
     source, root, out_root = _check_paths(Path(input), Path(output))
@@ -217,7 +223,9 @@ def run_batch(
                         refresh=False,
                     )
 
-                if workers == 1:
+                if scheduler is not None:
+                    _run_dask(tasks, worker, workers, scheduler, record)
+                elif workers == 1:
                     for task in tasks:
                         record(worker.run(task))
                 else:
@@ -504,6 +512,28 @@ def _run_parallel(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_dask(
+    tasks: Iterator[_Task], worker: _Worker, workers: int, scheduler: str,
+    record: Callable[[ManifestRow], None],
+) -> None:
+    from maskface.batch.dask_engine import connect, run_on_dask
+
+    try:
+        pickle.dumps(worker)
+    except Exception as exc:
+        raise BatchError(
+            f"The job cannot be sent to Dask workers ({type(exc).__name__}: {exc})."
+        ) from None
+    client = connect(scheduler, workers)
+    try:
+        run_on_dask(tasks, worker, client, record, _crash_row)
+    finally:
+        cluster = client.cluster if scheduler == "local" else None
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _crash_row(task: _Task) -> ManifestRow:
