@@ -39,11 +39,15 @@ def connect(scheduler: str, workers: int | None):
     """A Dask client: ``"local"`` starts a cluster of ``workers`` processes on this machine,
     anything else is a scheduler address such as ``tcp://10.0.0.5:8786``."""
     try:
+        import dask
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise BatchError(
             "The Dask engine needs dask.distributed: pip install 'maskface[dask]'."
         ) from None
+    # The worker's statistical profiler samples every running thread every few milliseconds:
+    # measurable on one-image tasks, and nobody reads it here.
+    dask.config.set({"distributed.worker.profile.enabled": False})
     if scheduler == "local":
         cluster = LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
