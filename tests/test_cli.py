@@ -113,3 +113,14 @@ def test_styles_lists_the_catalogue():
     assert result.exit_code == 0
     for word in ("surgical", "n95", "kn95", "cloth", "respirator", "under_nose", "dots"):
         assert word in result.output
+
+
+def test_sheet_compares_renderers_on_the_sample(tmp_path):
+    out = tmp_path / "sheet.png"
+    args = ["sheet", str(out), "--count", "1", "--styles", "kn95,surgical", "--renderers", "2d,3d"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    sheet = np.asarray(Image.open(out))
+    assert sheet.shape[1] == 5 * 160  # original + 2 styles x 2 renderers
+    bad = CliRunner().invoke(main, ["sheet", str(out), "--renderers", "4d"])
+    assert bad.exit_code == 2
