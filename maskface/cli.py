@@ -259,9 +259,14 @@ def sheet(output: Path, root: Path | None, count: int, styles: str | None, wear:
 
 
 def _register_groups() -> None:
+    from maskface.cli_attributes import attributes
     from maskface.cli_datasets import datasets
+    from maskface.cli_eval import compare_command, eval_command
 
     main.add_command(datasets)
+    main.add_command(eval_command)
+    main.add_command(compare_command)
+    main.add_command(attributes)
 
 
 _register_groups()

@@ -1,0 +1,217 @@
+"""Verification metrics on pair scores, the figures the face-recognition literature reports.
+
+Scores are similarities: higher means "same person" (pass ``-distance`` for distances). Every
+curve comes from :func:`sklearn.metrics.roc_curve`; folds come from scikit-learn splitters.
+
+* :func:`kfold_accuracy`: LFW's protocol. For each fold the threshold that maximises accuracy
+  on the other folds is applied to it; mean, sample std and standard error (std / sqrt(k)).
+* :func:`val_at_far`: true accept rate at the loosest threshold whose false accept rate is at
+  most ``far`` (VAL@FAR=1e-3).
+* :func:`eer`: equal error rate, interpolated between ROC points.
+* :func:`fnmr_at_fmr`: false non-match rate at a false match rate bound (FMR100 at 1e-2,
+  FMR1000 at 1e-3, ZeroFMR at 0), as in the FVC / NIST reports.
+* :func:`bootstrap_ci`: percentile confidence intervals from pairs resampled within folds and
+  labels, so every resample keeps the protocol's structure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.model_selection import KFold, PredefinedSplit
+
+
+def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    if labels.shape != scores.shape or labels.ndim != 1:
+        raise ValueError(f"labels {labels.shape} and scores {scores.shape} must be equal 1-D")
+    if labels.all() or not labels.any():
+        raise ValueError("metrics need both genuine (same) and impostor (different) pairs")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores must be finite")
+    return labels, scores
+
+
+def best_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """The threshold (accept ``score >= t``) with the highest accuracy, and that accuracy.
+
+    The threshold sits halfway between the chosen score and the next lower one, so it
+    generalises to held-out scores instead of touching a training pair.
+    """
+    labels, scores = _check(labels, scores)
+    fpr, tpr, thr = roc_curve(labels, scores, drop_intermediate=False)
+    pos, neg = labels.sum(), (~labels).sum()
+    acc = (tpr * pos + (1 - fpr) * neg) / len(labels)
+    i = int(np.argmax(acc))
+    # thr[0] is +inf (accept nothing); the next lower distinct score is thr[i + 1].
+    if i == 0:
+        t = float(thr[1]) + 1e-6
+    elif i + 1 < len(thr):
+        t = float((thr[i] + thr[i + 1]) / 2)
+    else:
+        t = float(thr[i]) - 1e-6
+    return t, float(acc[i])
+
+
+@dataclass
+class FoldAccuracy:
+    """k-fold accuracy: per-fold accuracies and thresholds, mean, std (ddof=1), std error."""
+
+    accuracies: list[float]
+    thresholds: list[float]
+    mean: float
+    std: float
+    stderr: float
+
+
+def kfold_accuracy(
+    labels: np.ndarray, scores: np.ndarray, folds: np.ndarray | None = None, k: int = 10
+) -> FoldAccuracy:
+    """LFW-style accuracy: threshold picked on k-1 folds, applied to the held-out fold.
+
+    ``folds`` (a fold id per pair, as in LFW View 2) fixes the split; without it the pairs are
+    split into ``k`` contiguous folds by :class:`sklearn.model_selection.KFold`.
+    """
+    labels, scores = _check(labels, scores)
+    splitter = PredefinedSplit(np.asarray(folds)) if folds is not None else KFold(k)
+    accs, thrs = [], []
+    for train, test in splitter.split(scores):
+        t, _ = best_threshold(labels[train], scores[train])
+        accs.append(float(np.mean((scores[test] >= t) == labels[test])))
+        thrs.append(t)
+    a = np.array(accs)
+    std = float(a.std(ddof=1)) if len(a) > 1 else 0.0
+    return FoldAccuracy(accs, thrs, float(a.mean()), std, std / np.sqrt(len(a)))
+
+
+def val_at_far(labels: np.ndarray, scores: np.ndarray, far: float = 1e-3) -> float:
+    """True accept rate at the loosest threshold with false accept rate <= ``far``."""
+    labels, scores = _check(labels, scores)
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    return float(tpr[fpr <= far].max())
+
+
+def fnmr_at_fmr(labels: np.ndarray, scores: np.ndarray, fmr: float) -> float:
+    """False non-match rate at the loosest threshold with false match rate <= ``fmr``."""
+    return 1.0 - val_at_far(labels, scores, fmr)
+
+
+def eer(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Equal error rate: where FMR equals FNMR, linearly interpolated on the ROC."""
+    labels, scores = _check(labels, scores)
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    fnr = 1 - tpr
+    diff = fpr - fnr  # rises from -1 (accept nothing) to +1 (accept all)
+    i = int(np.argmax(diff >= 0))
+    if diff[i] == 0 or i == 0:
+        return float(fpr[i])
+    # Intersect the segment between ROC points i-1 and i with fpr == fnr.
+    w = -diff[i - 1] / (diff[i] - diff[i - 1])
+    return float(fpr[i - 1] + w * (fpr[i] - fpr[i - 1]))
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve."""
+    labels, scores = _check(labels, scores)
+    return float(roc_auc_score(labels, scores))
+
+
+# The headline metrics, each a function of (labels, scores, folds).
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]] = {
+    "accuracy": lambda y, s, f: kfold_accuracy(y, s, f).mean,
+    "val_far1e_3": lambda y, s, f: val_at_far(y, s, 1e-3),
+    "auc": lambda y, s, f: auc(y, s),
+    "eer": lambda y, s, f: eer(y, s),
+    "fmr100": lambda y, s, f: fnmr_at_fmr(y, s, 1e-2),
+    "fmr1000": lambda y, s, f: fnmr_at_fmr(y, s, 1e-3),
+    "zero_fmr": lambda y, s, f: fnmr_at_fmr(y, s, 0.0),
+}
+
+
+def bootstrap_ci(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    folds: np.ndarray | None = None,
+    *,
+    metrics: dict[str, Callable] | None = None,
+    n: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals ``{metric: (low, high)}`` at confidence ``level``.
+
+    Pairs are resampled with replacement within each (fold, label) cell, so each resample
+    keeps the fold sizes and the genuine/impostor balance the metrics depend on.
+    """
+    labels, scores = _check(labels, scores)
+    metrics = METRICS if metrics is None else metrics
+    cell_of = labels.astype(np.int64) if folds is None else np.asarray(folds) * 2 + labels
+    cells = [np.flatnonzero(cell_of == c) for c in np.unique(cell_of)]
+    rng = np.random.default_rng(seed)
+    values: dict[str, list[float]] = {name: [] for name in metrics}
+    for _ in range(n):
+        idx = np.concatenate([c[rng.integers(len(c), size=len(c))] for c in cells])
+        f = None if folds is None else np.asarray(folds)[idx]
+        for name, fn in metrics.items():
+            values[name].append(fn(labels[idx], scores[idx], f))
+    tail = (1 - level) / 2 * 100
+    return {
+        name: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail)))
+        for name, v in values.items()
+    }
+
+
+@dataclass
+class VerificationMetrics:
+    """All headline metrics of one set of scored pairs (rates in [0, 1])."""
+
+    pairs: int
+    genuine: int
+    impostor: int
+    accuracy: float
+    accuracy_std: float
+    accuracy_stderr: float
+    fold_accuracies: list[float]
+    fold_thresholds: list[float]
+    val_far1e_3: float
+    auc: float
+    eer: float
+    fmr100: float
+    fmr1000: float
+    zero_fmr: float
+    ci: dict[str, list[float]] = field(default_factory=dict)
+    ci_level: float = 0.95
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def verification_metrics(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    folds: np.ndarray | None = None,
+    *,
+    n_bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> VerificationMetrics:
+    """Every headline metric of ``scores``, with bootstrap intervals (none if n_bootstrap=0)."""
+    labels, scores = _check(labels, scores)
+    fa = kfold_accuracy(labels, scores, folds)
+    ci = {}
+    if n_bootstrap > 0:
+        ci = {k: list(v) for k, v in
+              bootstrap_ci(labels, scores, folds, n=n_bootstrap, level=level, seed=seed).items()}
+    return VerificationMetrics(
+        pairs=len(labels), genuine=int(labels.sum()), impostor=int((~labels).sum()),
+        accuracy=fa.mean, accuracy_std=fa.std, accuracy_stderr=fa.stderr,
+        fold_accuracies=fa.accuracies, fold_thresholds=fa.thresholds,
+        val_far1e_3=val_at_far(labels, scores, 1e-3), auc=auc(labels, scores),
+        eer=eer(labels, scores), fmr100=fnmr_at_fmr(labels, scores, 1e-2),
+        fmr1000=fnmr_at_fmr(labels, scores, 1e-3), zero_fmr=fnmr_at_fmr(labels, scores, 0.0),
+        ci=ci, ci_level=level,
+    )

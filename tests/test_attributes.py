@@ -1,0 +1,196 @@
+"""Attribute prediction under masks: targets, splits, baseline, study, report, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from maskface.attributes import (
+    AGE_GROUPS,
+    age_group,
+    fit_baseline,
+    load_split,
+    make_split,
+    save_split,
+    target_values,
+)
+from maskface.attributes.metrics import confusion, evaluate
+from maskface.attributes.report import write_report
+from maskface.attributes.study import run_study
+
+UTK = Path(__file__).resolve().parents[1].parent / "shared/data/utkface"
+needs_utk = pytest.mark.skipif(not (UTK / "UTKFace").is_dir(),
+                               reason=f"UTKFace sample not found at {UTK}")
+
+
+def _synthetic(n: int = 300, seed: int = 0):
+    """Labels plus embeddings carrying sex and age signal (masked copy: noisier)."""
+    rng = np.random.default_rng(seed)
+    attrs = [{"age": int(a), "gender": int(g), "race": int(r)} for a, g, r in
+             zip(rng.integers(1, 90, n), rng.integers(0, 2, n), rng.integers(0, 5, n),
+                 strict=True)]
+    x = rng.normal(size=(n, 16)).astype(np.float32)
+    x[:, 0] += 3 * target_values(attrs, "sex")
+    x[:, 1] += target_values(attrs, "age") / 15
+    x[:, 2] += 2 * target_values(attrs, "race")
+    return attrs, {"unmasked": x, "masked": x + rng.normal(size=x.shape).astype(np.float32)}
+
+
+def test_age_group_boundaries():
+    ages = [0, 3, 4, 12, 13, 19, 20, 30, 31, 45, 46, 60, 61, 116]
+    assert age_group(ages).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]
+    assert [g for g, _, _ in AGE_GROUPS][6] == "senior"
+
+
+def test_target_values_and_unknown_target():
+    attrs = [{"age": 25, "gender": 1, "race": 3}, {"age": 2, "gender": 0, "race": 0}]
+    assert target_values(attrs, "sex").tolist() == [1, 0]
+    assert target_values(attrs, "race").tolist() == [3, 0]
+    assert target_values(attrs, "age").tolist() == [25.0, 2.0]
+    assert target_values(attrs, "age_group").tolist() == [3, 0]
+    with pytest.raises(ValueError, match="unknown target"):
+        target_values(attrs, "eye_colour")
+
+
+def test_uniform_split_keeps_class_proportions_and_is_seeded(tmp_path):
+    labels = np.array([0] * 700 + [1] * 200 + [2] * 100)
+    split = make_split(labels, "uniform", seed=3)
+    assert split.sizes() == {"train": 700, "val": 100, "test": 200}
+    for part, frac in (("train", 0.7), ("val", 0.1), ("test", 0.2)):
+        counts = np.bincount(labels[split.part(part)], minlength=3)
+        assert counts.tolist() == [round(700 * frac), round(200 * frac), round(100 * frac)]
+    every = np.concatenate([split.train, split.val, split.test])
+    assert sorted(every.tolist()) == list(range(1000))
+    again = make_split(labels, "uniform", seed=3)
+    assert np.array_equal(split.test, again.test)
+    assert not np.array_equal(split.test, make_split(labels, "uniform", seed=4).test)
+    path = save_split(split, tmp_path / "s.csv", [f"img{i}.jpg" for i in range(1000)])
+    loaded, names = load_split(path)
+    assert names[5] == "img5.jpg" and loaded.kind == "uniform" and loaded.seed == 3
+    assert np.array_equal(loaded.val, split.val)
+
+
+def test_random_split_ignores_labels_and_rejects_bad_fractions():
+    split = make_split(np.zeros(50), "random", seed=0)
+    assert split.sizes() == {"train": 35, "val": 5, "test": 10}
+    with pytest.raises(ValueError, match="fractions"):
+        make_split(np.zeros(5), fractions=(0.5, 0.6, 0.1))
+    with pytest.raises(ValueError, match="split kind"):
+        make_split(np.zeros(5), "balanced")
+
+
+def test_baseline_learns_and_picks_on_validation():
+    attrs, feats = _synthetic(400)
+    x, y = feats["unmasked"], target_values(attrs, "sex")
+    model = fit_baseline(x[:250], y[:250], "sex", x[250:300], y[250:300])
+    assert set(model.val_scores) == {"logreg", "svm-rbf-c1", "svm-rbf-c10"}
+    assert model.val_scores[model.name] == max(model.val_scores.values())
+    assert np.mean(model.predict(x[300:]) == y[300:]) > 0.85
+    age = target_values(attrs, "age")
+    reg = fit_baseline(x[:250], age[:250], "age", x[250:300], age[250:300], models=["ridge"])
+    assert np.mean(np.abs(reg.predict(x[300:]) - age[300:])) < 20  # predicting the mean: ~22
+    with pytest.raises(ValueError, match="unknown model"):
+        fit_baseline(x[:10], y[:10], "sex", x[:10], y[:10], models=["ridge"])
+
+
+def test_metrics_confusion_and_breakdowns():
+    y, p = np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 1, 0])
+    assert confusion(y, p, 3).tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    out = evaluate("race", y, p, {"sex": (np.array([0, 0, 1, 1, 1]), ("male", "female"))})
+    assert out["overall"]["accuracy"] == pytest.approx(0.6)
+    assert out["breakdown"]["sex"]["male"]["accuracy"] == 0.5
+    ages = evaluate("age", np.array([2.0, 70.0]), np.array([4.0, 60.0]))
+    assert ages["overall"]["mae"] == 6.0
+    assert ages["breakdown"]["age_group"] == {"baby": {"mae": 2.0, "rmse": 2.0, "n": 1},
+                                              "senior": {"mae": 10.0, "rmse": 10.0, "n": 1}}
+
+
+def test_study_four_combinations_and_report(tmp_path):
+    attrs, feats = _synthetic(300)
+    styles = ["surgical", "cloth", "n95"] * 100
+    result = run_study(feats, attrs, split_kind="uniform", styles=styles,
+                       split_dir=tmp_path / "splits", models=None)
+    keys = {"train_unmasked/test_unmasked", "train_unmasked/test_masked",
+            "train_masked/test_unmasked", "train_masked/test_masked"}
+    assert set(result["summary"]) == keys
+    summary = result["summary"]
+    # The masked copy is noisier, so the clean model must do better on clean test faces.
+    assert summary["train_unmasked/test_unmasked"]["sex"] > \
+        summary["train_unmasked/test_masked"]["sex"]
+    assert set(result["results"]["race"]["train_masked/test_masked"]["breakdown"]) == \
+        {"sex", "race", "style"}
+    assert len(list((tmp_path / "splits").glob("uniform-*-seed0.csv"))) == 4
+    paths = write_report(result, tmp_path / "report")
+    assert json.loads(paths["json"].read_text())["meta"]["samples"] == 300
+    pngs = list((tmp_path / "report" / "confusion").glob("*.png"))
+    assert len(pngs) == 12 and pngs[0].read_bytes()[:4] == b"\x89PNG"
+    page = paths["html"].read_text()
+    assert "data:image/png;base64," in page and "age MAE / RMSE" in page
+
+
+@needs_utk
+def test_embeddings_of_real_utkface_crops():
+    from maskface.attributes.features import embed_images
+    from maskface.datasets import load_dataset
+
+    dataset = load_dataset("utkface", UTK)
+    assert len(dataset.problems) >= 1  # the sample's malformed names are reported
+    paths = [s.path for s in dataset.samples[:4]]
+    feats = embed_images(paths)
+    assert feats.embeddings.shape == (4, 128)
+    assert np.allclose(np.linalg.norm(feats.embeddings, axis=1), 1, atol=1e-4)
+    # Re-using the landmarks must give the same chips, hence the same embeddings.
+    again = embed_images(paths, landmarks=feats.landmarks)
+    assert np.allclose(again.embeddings, feats.embeddings, atol=1e-5)
+    assert not np.allclose(feats.embeddings[0], feats.embeddings[1])
+
+
+@pytest.mark.parametrize("command", [[], ["study"], ["train"], ["eval"]])
+def test_cli_help_has_examples(command):
+    from maskface.cli_attributes import attributes
+
+    result = CliRunner().invoke(attributes, [*command, "--help"])
+    assert result.exit_code == 0 and "Example" in result.output
+
+
+def test_cli_rejects_a_missing_root(tmp_path):
+    from maskface.cli_attributes import attributes
+
+    result = CliRunner().invoke(attributes, ["study", str(tmp_path / "nope"), str(tmp_path),
+                                             "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0 and "does not exist" in result.output
+
+
+@needs_utk
+def test_finetune_smoke_run_learns_a_tiny_subset():
+    """A tiny CNN stands in for the timm backbone: the loop must drive the loss down."""
+    import torch
+    from torch import nn
+
+    from maskface.attributes.finetune import FineTuneConfig, finetune
+    from maskface.datasets import load_dataset
+
+    samples = load_dataset("utkface", UTK).samples[:8]
+    paths = [s.path for s in samples]
+    labels = target_values([s.attributes for s in samples], "sex")
+
+    def tiny(outputs: int) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                             nn.Flatten(), nn.Linear(8, outputs))
+
+    config = FineTuneConfig(backbone=tiny, image_size=48, epochs=30, batch_size=8, lr=3e-2)
+    run = finetune(paths, labels, "sex", config, device=torch.device("cpu"))
+    assert run.losses[-1] < run.losses[0]
+    assert run.predict(paths).shape == (8,)
+
+
+def test_finetune_timm_backbone_builds():
+    pytest.importorskip("timm", reason="timm (and a torchvision matching torch) not installed")
+    from maskface.attributes.finetune import timm_backbone
+
+    model = timm_backbone("resnet18", pretrained=False)(7)
+    assert model(__import__("torch").zeros(1, 3, 64, 64)).shape == (1, 7)
