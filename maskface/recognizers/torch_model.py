@@ -116,12 +116,14 @@ def build_arch(arch: str, state: Mapping[str, torch.Tensor] | None = None,
                                  ) from None
         if not timm.is_model(arch):
             raise ModelLoadError(f"timm has no model {arch!r} (see timm.list_models())")
-        model = timm.create_model(arch, pretrained=False)
-        if embedding_dim is None and state is not None:
-            keys = [k for k in _head_keys(model) if k.endswith("weight")]
-            embedding_dim = state[keys[0]].shape[0] if keys and keys[0] in state else 0
         if embedding_dim is not None:
-            model.reset_classifier(embedding_dim)
+            model = timm.create_model(arch, pretrained=False, num_classes=embedding_dim)
+        else:
+            model = timm.create_model(arch, pretrained=False)
+            if state is not None:
+                keys = [k for k in _head_keys(model) if k.endswith("weight")]
+                model.reset_classifier(state[keys[0]].shape[0] if keys and keys[0] in state
+                                       else 0)
     if state is not None:
         try:
             model.load_state_dict(state)
@@ -251,7 +253,8 @@ class TorchRecognizer(Recognizer):
     def cache_id(self) -> str:  # type: ignore[override]
         """Weights digest (the file's, else the module's tensors') and input scaling."""
         digest = self._digest or _module_fingerprint(self.model)
-        return f"{digest}-{self._arch}-{describe_scaling(self.mean, self.std, self.bgr)}"
+        parts = (digest, self._arch, describe_scaling(self.mean, self.std, self.bgr))
+        return "-".join(p for p in parts if p)
 
     def _forward(self, chips: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(chips)).to(self.device)
