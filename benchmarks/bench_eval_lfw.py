@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from maskface.cli_eval import protocol_files
-from maskface.evaluation.embeddings import EmbeddingCache
+from maskface.evaluation.embeddings import DETECTORS, EmbeddingCache
 from maskface.evaluation.report import build_report, markdown_table, write_report
 from maskface.evaluation.verification import evaluate_protocols
 from maskface.recognizers import DEFAULT_DLIB_RECOGNIZER, create_recognizer
@@ -33,12 +33,12 @@ def run(files: list[Path], args: argparse.Namespace) -> tuple[dict, float, list,
     t0 = time.perf_counter()
     results, emb, timings = evaluate_protocols(
         files, recognizer, cache=cache, fallback=args.fallback, n_bootstrap=args.bootstrap,
-        progress=True,
+        detector=args.detector, progress=True,
     )
     wall = time.perf_counter() - t0
     timings["new_embeddings"] = len(cache) - before
     cache.close()
-    report = build_report(results, emb, recognizer=recognizer.name, detector="dlib",
+    report = build_report(results, emb, recognizer=recognizer.name, detector=args.detector,
                           fallback=args.fallback, protocol_files=[str(f) for f in files],
                           timings=timings, command="python benchmarks/bench_eval_lfw.py")
     return report, wall, results, emb
@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--cache", required=True)
     parser.add_argument("--out", default="eval-lfw")
     parser.add_argument("--recognizer", default=DEFAULT_DLIB_RECOGNIZER)
+    parser.add_argument("--detector", default="blazeface", choices=list(DETECTORS))
     parser.add_argument("--fallback", default="center", choices=["center", "exclude"])
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--no-warm", action="store_true", help="skip the warm re-run")

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from maskface.errors import MaskfaceError
+from maskface.evaluation.embeddings import DETECTORS
 
 CONFIG_NAMES = ("unmasked-unmasked", "masked-unmasked", "unmasked-masked", "masked-masked")
 # Recognizers built from a model file, which take --model, --alignment and --timm-arch.
@@ -82,8 +83,11 @@ def model_options(recognizer: str, model: str | None, alignment: str | None,
               show_default=True,
               help="No face detected: embed a centre box (pre-cropped data), or exclude the "
                    "pairs and report them.")
-@click.option("--detector", type=click.Choice(["dlib", "mediapipe"]), default="dlib",
-              show_default=True, help="Face detector for alignment.")
+@click.option("--detector", type=click.Choice(DETECTORS), default="blazeface",
+              show_default=True,
+              help="Face detector for alignment: blazeface (MediaPipe's detector, then "
+                   "dlib's box and 68 points: 2x faster than HOG, finds masked faces); dlib "
+                   "(HOG on the whole image); mediapipe (68 points read off the face mesh).")
 @click.option("--upsample", type=click.IntRange(0, 3), default=1, show_default=True,
               help="dlib only: most upsampling levels tried before falling back.")
 @click.option("--flip", is_flag=True, help="Average each face's embedding with its mirror's.")

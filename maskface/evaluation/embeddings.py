@@ -24,9 +24,11 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from multiprocessing import get_context
@@ -37,7 +39,16 @@ import numpy as np
 from maskface.recognizers.base import Recognizer
 
 FALLBACKS = ("center", "exclude")
-DETECTORS = ("dlib", "mediapipe")
+DETECTORS = ("dlib", "blazeface", "mediapipe")
+# dlib's shape predictor was trained on HOG detector boxes, so boxes from another detector
+# are mapped onto the HOG box first: box side = K * size, centre = centre + OFFSET * size.
+# Fitted by tools/calibrate_boxes.py on 300 LFW images (medians; landmark agreement with
+# the HOG pipeline in its docstring). Step 1 maps BlazeFace's box; step 2 the box of the
+# landmarks found from it, which removes most of BlazeFace's own jitter.
+_BLAZE_TO_HOG = (0.971, (0.021, -0.028))
+_LANDMARKS_TO_HOG = (1.083, (0.032, -0.090))
+_HOG_FACE_PX = 90.0  # half the largest face HOG is given in the crop
+_HOG_CROP = 1.5  # crop side over BlazeFace's box side
 # Centre box as fractions of the image (left, top, right, bottom): the mean box dlib's HOG
 # detector gives on LFW deep-funneled 250x250 images.
 CENTER_BOX = (0.28, 0.32, 0.70, 0.74)
@@ -160,14 +171,79 @@ def center_landmarks(image: np.ndarray) -> np.ndarray:
     return _landmarks(image, tuple(f * s for f, s in zip(CENTER_BOX, (w, h, w, h), strict=True)))
 
 
-def locate(image: np.ndarray, detector: str = "dlib", upsample: int = 1) -> np.ndarray | None:
+@cache
+def _blazeface():
+    from maskface.geometry.blazeface import ShortRangeDetector
+
+    return ShortRangeDetector()
+
+
+def _mapped_box(box: np.ndarray, calibration: tuple[float, tuple[float, float]]):
+    k, offset = calibration
+    size = (box[2] - box[0] + box[3] - box[1]) / 2
+    cx = (box[0] + box[2]) / 2 + offset[0] * size
+    cy = (box[1] + box[3]) / 2 + offset[1] * size
+    half = k * size / 2
+    return (cx - half, cy - half, cx + half, cy + half)
+
+
+def _hog_near(image: np.ndarray, box: np.ndarray) -> tuple[float, ...] | None:
+    """dlib's HOG box of the face BlazeFace put at ``box``, searched in a small crop only.
+
+    Faces over twice HOG's 80 px window are shrunk to 180 px first, so the cost does not
+    grow with the photo's size; the box is the kind the predictor was trained on."""
+    import cv2
+
+    hog, _ = _dlib_models()
+    size = max(box[2] - box[0], box[3] - box[1], 1.0)
+    # Only large faces are shrunk: at scale 1 the crop keeps the photo's own pixels.
+    scale = min(1.0, 2 * _HOG_FACE_PX / size)
+    half = round(_HOG_CROP * size / 2)
+    cx, cy = round((box[0] + box[2]) / 2), round((box[1] + box[3]) / 2)
+    matrix = np.array([[scale, 0, (half - cx) * scale], [0, scale, (half - cy) * scale]])
+    side = round(2 * half * scale)
+    crop = cv2.warpAffine(image, matrix, (side, side), flags=cv2.INTER_AREA if scale < 1
+                          else cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    rects = hog(crop, 0)
+    if not len(rects):
+        return None
+    boxes = [(r.left(), r.top(), r.right(), r.bottom()) for r in rects]
+    left, top, right, bottom = boxes[_central(boxes, side, side)]
+    return (left / scale + cx - half, top / scale + cy - half,
+            right / scale + cx - half, bottom / scale + cy - half)
+
+
+def _blazeface_landmarks(image: np.ndarray) -> np.ndarray | None:
+    h, w = image.shape[:2]
+    found = _blazeface()(image)
+    if not found:
+        return None
+    box = found[_central([tuple(b) for b, _, _ in found], w, h)][0]
+    hog_box = _hog_near(image, box)
+    if hog_box is not None:
+        return _landmarks(image, hog_box)
+    # HOG misses many masked faces: BlazeFace's box, mapped onto dlib's, then refined.
+    points = _landmarks(image, _mapped_box(box, _BLAZE_TO_HOG))
+    refit = np.concatenate([points.min(axis=0), points.max(axis=0)])
+    return _landmarks(image, _mapped_box(refit, _LANDMARKS_TO_HOG))
+
+
+def locate(image: np.ndarray, detector: str = "blazeface", upsample: int = 1) -> np.ndarray | None:
     """68 landmarks of the face nearest the image centre, ``None`` if none is found.
 
-    dlib's HOG detector runs at upsampling levels 0..``upsample`` and stops at the first that
-    finds a face."""
+    ``dlib``: dlib's HOG detector at upsampling levels 0..``upsample``, stopping at the
+    first that finds a face. ``blazeface``: MediaPipe's BlazeFace finds the face, HOG gives
+    its box from a small crop around it (the box dlib's 68-point predictor expects); when
+    HOG misses it there (often for masked faces) BlazeFace's box is mapped onto dlib's.
+    HOG alone takes over when BlazeFace finds nothing (faces small in a large photo).
+    ``mediapipe``: the 68 points read off MediaPipe's face mesh."""
     h, w = image.shape[:2]
     found = None
-    if detector == "dlib":
+    if detector == "blazeface":
+        found = _blazeface_landmarks(image)
+        if found is None:
+            return locate(image, "dlib", upsample)
+    elif detector == "dlib":
         hog, _ = _dlib_models()
         # Upsampling finds smaller faces but costs ~3x per level: only when needed.
         for level in range(upsample + 1):
@@ -218,13 +294,32 @@ def _run_workers(tasks: list, workers: int) -> Iterator:
         yield from pool.map(_chip, tasks, chunksize=8)
 
 
+@contextmanager
+def _single_torch_thread(active: bool) -> Iterator[None]:
+    """One torch thread while detection workers hold the cores.
+
+    torch's worker threads spin while waiting for each other, so beside busy detection
+    processes a multi-threaded forward pass runs several times slower than a single thread.
+    """
+    torch = sys.modules.get("torch")
+    if not active or torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def embed_paths(
     paths: Sequence[str | os.PathLike[str]],
     recognizer: Recognizer,
     *,
     cache: EmbeddingCache | None = None,
     fallback: str = "center",
-    detector: str = "dlib",
+    detector: str = "blazeface",
     upsample: int = 1,
     workers: int | None = None,
     batch_size: int = 64,
@@ -275,16 +370,17 @@ def embed_paths(
             cache.put(key, new)
         pending.clear()
 
-    for path, (chip, how) in zip(todo, _run_workers(tasks, n_workers), strict=True):
-        if bar is not None:
-            bar.update()
-        if chip is None:
-            unreadable[path] = how
-            continue
-        pending.append((digests[path], chip, how))
-        if len(pending) >= batch_size:
-            flush()
-    flush()
+    with _single_torch_thread(n_workers > 1 and bool(tasks)):
+        for path, (chip, how) in zip(todo, _run_workers(tasks, n_workers), strict=True):
+            if bar is not None:
+                bar.update()
+            if chip is None:
+                unreadable[path] = how
+                continue
+            pending.append((digests[path], chip, how))
+            if len(pending) >= batch_size:
+                flush()
+        flush()
     if bar is not None:
         bar.close()
 

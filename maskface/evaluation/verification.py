@@ -95,7 +95,7 @@ def evaluate_protocols(
     *,
     cache: EmbeddingCache | None = None,
     fallback: str = "center",
-    detector: str = "dlib",
+    detector: str = "blazeface",
     upsample: int = 1,
     n_bootstrap: int = 1000,
     workers: int | None = None,

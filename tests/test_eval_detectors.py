@@ -1,0 +1,74 @@
+"""The detectors that place dlib's 68 landmarks for recognizer alignment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maskface.evaluation.embeddings import DETECTORS, locate
+from tests.conftest import read_rgb
+
+
+def _iod(points: np.ndarray) -> float:
+    return float(np.linalg.norm(points[36:42].mean(0) - points[42:48].mean(0)))
+
+
+def _error(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean landmark distance in units of the interocular distance."""
+    return float(np.linalg.norm(a - b, axis=1).mean() / _iod(a))
+
+
+@pytest.fixture(scope="module")
+def lfw_images(lfw: Path) -> list[np.ndarray]:
+    paths = sorted(lfw.glob("*/*.jpg"))[::661][:20]
+    return [read_rgb(p) for p in paths]
+
+
+def test_blazeface_landmarks_agree_with_hog(lfw_images: list[np.ndarray]):
+    errors = []
+    for image in lfw_images:
+        hog = locate(image, "dlib", upsample=0)
+        fast = locate(image, "blazeface", upsample=0)
+        assert fast is not None and fast.shape == (68, 2)
+        if hog is not None:
+            errors.append(_error(hog, fast))
+    assert len(errors) >= 15
+    # the same face, the same kind of box: the predictor lands within a few % of the eyes' span
+    assert np.median(errors) < 0.03 and max(errors) < 0.15
+
+
+def test_blazeface_finds_masked_faces(lfw_images: list[np.ndarray]):
+    from maskface.synthesis import mask_image
+
+    errors = []
+    for image in lfw_images[:8]:
+        bare = locate(image, "blazeface", upsample=0)
+        masked = mask_image(image, "n95", seed=0).image
+        found = locate(masked, "blazeface", upsample=0)
+        assert found is not None, "a masked face must still be found"
+        errors.append(_error(bare, found))
+    # the eyes and brows are visible, so the alignment barely moves
+    assert np.median(errors) < 0.12
+
+
+def test_blazeface_falls_back_to_hog_for_small_faces(astronaut: np.ndarray):
+    import cv2
+
+    face = astronaut[0:260, 100:340]
+    canvas = np.full((1400, 1400, 3), 128, np.uint8)
+    canvas[600:860, 900:1140] = face
+    small = cv2.resize(canvas, (1000, 1000), interpolation=cv2.INTER_AREA)
+    found = locate(small, "blazeface", upsample=1)
+    assert found is not None
+    centre = found.mean(axis=0)
+    assert 640 < centre[0] < 820 and 420 < centre[1] < 620
+
+
+def test_no_face_and_unknown_detector():
+    flat = np.full((200, 200, 3), 90, np.uint8)
+    for detector in DETECTORS:
+        assert locate(flat, detector, upsample=0) is None
+    with pytest.raises(ValueError, match="unknown detector"):
+        locate(flat, "nope")
