@@ -20,8 +20,8 @@ from maskface.recognizers.base import ModelLoadError, NoFaceError, Recognizer, l
 
 RecognizerFactory = Callable[..., Recognizer]
 _REGISTRY: dict[str, RecognizerFactory] = {}
-# The recognizer dlib-based evaluations use: the PyTorch port matches dlib to ~4e-7 and is
-# about 20x faster (benchmarks/RESULTS-issue7.md).
+# The recognizer dlib-based evaluations use: the PyTorch port matches dlib to ~7e-7 and is
+# about 20x faster (benchmarks/RESULTS.md).
 DEFAULT_DLIB_RECOGNIZER = "dlib-resnet"
 
 

@@ -7,7 +7,7 @@ cut by dlib by default; ``method="numpy"`` resamples them here with the rule dli
 (bilinear, truncated to uint8, black where the 2x2 neighbourhood leaves the image). dlib first
 picks a level of an image pyramid when the face is more than twice the chip size; the numpy
 path shrinks the image with ``cv2.pyrDown`` instead, so only such large faces differ from
-dlib's chips by more than rounding (tolerance in ``benchmarks/RESULTS-issue7.md``).
+dlib's chips by more than rounding (tolerance in ``benchmarks/RESULTS.md``).
 
 MediaPipe faces carry no 68-point landmarks; theirs are interpolated from the dense mesh at
 the spots where dlib's 68 points sit on the reference face.
