@@ -149,7 +149,7 @@ def test_embeddings_of_real_utkface_crops():
     assert not np.allclose(feats.embeddings[0], feats.embeddings[1])
 
 
-@pytest.mark.parametrize("command", [[], ["study"], ["train"], ["eval"]])
+@pytest.mark.parametrize("command", [[], ["study"], ["train"], ["eval"], ["finetune"]])
 def test_cli_help_has_examples(command):
     from maskface.cli_attributes import attributes
 
@@ -165,32 +165,192 @@ def test_cli_rejects_a_missing_root(tmp_path):
     assert result.exit_code != 0 and "does not exist" in result.output
 
 
-@needs_utk
-def test_finetune_smoke_run_learns_a_tiny_subset():
-    """A tiny CNN stands in for the timm backbone: the loop must drive the loss down."""
-    import torch
-    from torch import nn
-
-    from maskface.attributes.finetune import FineTuneConfig, finetune
+@pytest.fixture(scope="module")
+def utk_chips():
+    """Eight real UTKFace chips (four men, four women) and their attributes."""
+    if not (UTK / "UTKFace").is_dir():
+        pytest.skip(f"UTKFace sample not found at {UTK}")
+    from maskface.attributes.features import cut_chips
     from maskface.datasets import load_dataset
 
-    samples = load_dataset("utkface", UTK).samples[:8]
-    paths = [s.path for s in samples]
-    labels = target_values([s.attributes for s in samples], "sex")
+    samples = load_dataset("utkface", UTK).samples[:60]
+    picked = [s for s in samples if s.attributes["gender"] == 0][:4] + \
+        [s for s in samples if s.attributes["gender"] == 1][:4]
+    chips = cut_chips([s.path for s in picked])
+    return chips, [s.attributes for s in picked], [s.path for s in picked]
 
-    def tiny(outputs: int) -> nn.Module:
-        return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                             nn.Flatten(), nn.Linear(8, outputs))
 
-    config = FineTuneConfig(backbone=tiny, image_size=48, epochs=30, batch_size=8, lr=3e-2)
-    run = finetune(paths, labels, "sex", config, device=torch.device("cpu"))
-    assert run.losses[-1] < run.losses[0]
-    assert run.predict(paths).shape == (8,)
+@pytest.fixture
+def one_thread():
+    """One torch thread, restored afterwards: the batches here are tiny, and on a shared
+    machine two competing threads made a step up to 20x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _small_config(**kwargs):
+    from maskface.attributes.finetune import FineTuneConfig
+
+    settings = {"epochs": 1, "batch_size": 4, "patience": None, "shift": 4}
+    return FineTuneConfig(**{**settings, **kwargs})
+
+
+def test_chips_are_what_the_baseline_embeds(utk_chips, one_thread):
+    from maskface.attributes.features import embed_images
+    from maskface.recognizers import create_recognizer
+
+    chips, _, paths = utk_chips
+    assert chips.chips.shape == (8, 150, 150, 3) and chips.chips.dtype == np.uint8
+    feats = embed_images(paths[:3], landmarks=chips.landmarks[:3])
+    again = create_recognizer("dlib-resnet").embed_chips(chips.chips[:3])
+    assert np.allclose(feats.embeddings, again, atol=1e-6)
+
+
+def test_dlib_trunk_rescaling_is_exact_and_gradients_reach_the_stem(utk_chips, one_thread):
+    import torch
+
+    from maskface.attributes.finetune import DlibTrunk, dlib_backbone, to_input
+    from maskface.recognizers.dlib_resnet import dlib_resnet
+
+    x = to_input(utk_chips[0].chips[:2], torch.device("cpu"))
+    raw, balanced = DlibTrunk(dlib_resnet(), balance=False), DlibTrunk(dlib_resnet())
+    with torch.no_grad():
+        assert torch.allclose(raw(x), balanced(x), rtol=1e-4, atol=1e-4)
+    # After rescaling, convolution weights are of He scale, not dlib's ~1e-3.
+    assert 0.01 < float(balanced.blocks[-1].conv1.weight.detach().std()) < 0.1
+    model = dlib_backbone()(5)
+    assert all(p.requires_grad for p in model.parameters())  # affines included
+    out = model(x)
+    assert out.shape == (2, 5)
+    torch.nn.functional.cross_entropy(out, torch.tensor([0, 3])).backward()
+    for param in (model.trunk.conv.weight, model.trunk.affine.weight,
+                  model.trunk.blocks[-1].conv2.weight, model.head.weight):
+        assert param.grad is not None and float(param.grad.abs().sum()) > 0
+
+
+def test_finetune_default_backbone_learns_real_chips(utk_chips, one_thread, tmp_path):
+    import torch
+
+    from maskface.attributes.finetune import finetune, load_finetuned, save_finetuned
+
+    chips, attrs, _ = utk_chips
+    y = target_values(attrs, "sex")
+    config = _small_config(epochs=3, batch_size=8, shift=0, mirror=False)
+    run = finetune(chips.chips, y, "sex", chips.chips[::2], y[::2], config,
+                   torch.device("cpu"))
+    assert len(run.history) == 3 and run.losses[-1] < run.losses[0]
+    assert run.best_epoch == max(range(1, 4), key=lambda e: run.history[e - 1]["val_score"])
+    pred = run.predict(chips.chips)
+    assert pred.shape == (8,) and pred.dtype == np.int64
+    path = save_finetuned(run, tmp_path / "sex.pt")
+    loaded, meta = load_finetuned(path, torch.device("cpu"))
+    assert meta["config"]["backbone"] == "dlib-resnet"
+    assert np.array_equal(loaded.predict(chips.chips), pred)
+
+
+def test_finetune_age_and_freeze(utk_chips, one_thread):
+    import torch
+
+    from maskface.attributes.finetune import dlib_backbone, finetune
+
+    chips, attrs, _ = utk_chips
+    ages = target_values(attrs, "age")
+    run = finetune(chips.chips[:4], ages[:4], "age", config=_small_config(freeze=2),
+                   device=torch.device("cpu"))
+    fresh = dlib_backbone()(1)
+    trunk, start = run.model.trunk, fresh.trunk
+    # Stem and first stage frozen (exactly their pretrained values); the rest moved.
+    assert torch.equal(trunk.conv.weight, start.conv.weight)
+    assert torch.equal(trunk.blocks[2].conv2.weight, start.blocks[2].conv2.weight)
+    assert not torch.equal(trunk.blocks[3].conv1.weight, start.blocks[3].conv1.weight)
+    assert run.age_mean == pytest.approx(ages[:4].mean())
+    pred = run.predict(chips.chips)
+    assert pred.shape == (8,) and pred.dtype == np.float64 and (pred >= 0).all()
+
+
+def test_finetune_is_deterministic_for_a_seed(utk_chips, one_thread):
+    import torch
+
+    from maskface.attributes.finetune import finetune
+
+    chips, attrs, _ = utk_chips
+    y = target_values(attrs, "race")[:2]
+
+    def weights(seed: int) -> dict:
+        # One step on two chips (shift and mirror draws included).
+        run = finetune(chips.chips[:2], y, "race", config=_small_config(seed=seed),
+                       device=torch.device("cpu"))
+        return run.model.state_dict()
+
+    first, again, other = weights(0), weights(0), weights(1)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not torch.equal(first["head.weight"], other["head.weight"])
+
+
+def test_augment_shifts_and_mirrors_reproducibly():
+    from maskface.attributes.finetune import augment
+
+    chips = np.random.default_rng(0).integers(0, 255, (6, 20, 20, 3), dtype=np.uint8)
+    out = augment(chips, np.random.default_rng(1), shift=3)
+    assert out.shape == chips.shape
+    assert np.array_equal(out, augment(chips, np.random.default_rng(1), shift=3))
+    assert np.array_equal(augment(chips, np.random.default_rng(1), shift=0, mirror=False),
+                          chips)
+    flipped = augment(chips, np.random.default_rng(2), shift=0)
+    assert all(np.array_equal(f, c) or np.array_equal(f, c[:, ::-1])
+               for f, c in zip(flipped, chips, strict=True))
+
+
+def test_timm_backbone_never_downloads():
+    from maskface.attributes.finetune import backbone_from_name, timm_backbone
+
+    with pytest.raises(ValueError, match="local file"):
+        timm_backbone("resnet18", pretrained=True)
+    with pytest.raises(ValueError, match="unknown backbone"):
+        backbone_from_name("resnet18")
+    assert backbone_from_name("timm:resnet18").name == "timm:resnet18"
 
 
 def test_finetune_timm_backbone_builds():
     pytest.importorskip("timm", reason="timm (and a torchvision matching torch) not installed")
+    import torch
+
     from maskface.attributes.finetune import timm_backbone
 
     model = timm_backbone("resnet18", pretrained=False)(7)
-    assert model(__import__("torch").zeros(1, 3, 64, 64)).shape == (1, 7)
+    assert model(torch.zeros(1, 3, 150, 150)).shape == (1, 7)
+
+
+@needs_utk
+def test_cli_finetune_writes_report_and_model(tmp_path, one_thread):
+    """End to end on 10 real images; their 'masked copy' is the images themselves."""
+    import shutil
+
+    from maskface.cli_attributes import attributes
+    from maskface.datasets import load_dataset
+
+    samples = load_dataset("utkface", UTK).samples[:10]
+    (tmp_path / "utk/UTKFace").mkdir(parents=True)
+    (tmp_path / "masked/UTKFace").mkdir(parents=True)
+    rows = ["input,status,reason,outputs,seconds,info"]
+    for s in samples:
+        shutil.copy(s.path, tmp_path / "utk/UTKFace" / s.path.name)
+        shutil.copy(s.path, tmp_path / "masked/UTKFace" / s.path.name)
+        rows.append(f'{s.path.name},ok,,{s.path.name},0.1,"{{""styles"":[""cloth""]}}"')
+    (tmp_path / "masked/UTKFace/manifest.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(attributes, [
+        "finetune", str(tmp_path / "utk"), str(tmp_path / "masked"), "--target", "age",
+        "--split", "random", "--epochs", "1", "--batch-size", "4", "--out", str(out),
+        "--device", "cpu", "--quiet"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["summary"]) == {"train_masked/test_unmasked", "train_masked/test_masked"}
+    assert report["meta"]["split_sizes"]["age"] == {"train": 7, "val": 1, "test": 2}
+    assert report["meta"]["config"]["backbone"] == "dlib-resnet"
+    assert (out / "model.pt").is_file() and (out / "report.html").is_file()
+    assert (out / "cache/chips-masked.npz").is_file()

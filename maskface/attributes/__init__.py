@@ -5,6 +5,8 @@
     model = fit_baseline(features[split.train], y[split.train], "race",
                          features[split.val], y[split.val])
 
+The fine-tuned CNN (dlib's face ResNet by default) lives in :mod:`maskface.attributes.finetune`
+and trains on the same chips (:func:`maskface.attributes.features.cut_chips`).
 Heavy dependencies (torch, timm, matplotlib) are imported only by the modules that need them.
 """
 

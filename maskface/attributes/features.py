@@ -1,17 +1,18 @@
-"""Frozen face embeddings of UTKFace-style crops, cached to ``.npy``.
+"""Aligned face chips of UTKFace-style crops and their frozen embeddings, cached to ``.npz``.
 
 Faces are located with dlib's detector + 68 landmarks. UTKFace crops are already aligned, so
 when the detector misses, the landmark model is run on a fixed central box instead (counted
 in ``fallback``). A masked copy can be aligned with its unmasked original's ``landmarks``:
 the mask does not move the face, so both copies get the very same chip geometry and only the
-pixels under the mask differ.
+pixels under the mask differ. The fine-tuned networks train on the very chips the embedding
+baseline embeds (:func:`cut_chips`), so both see the same faces.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,47 @@ def face_landmarks68(image: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64), fallback
 
 
+def dlib_chip(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The 150x150 dlib chip of one face, cut exactly as the dlib-resnet recognizer cuts it."""
+    from maskface.recognizers.dlib_resnet import DlibResNetRecognizer as Rec
+    from maskface.recognizers.templates import align_chip
+
+    # The recognizer's class attributes, not a copy of their values: embeddings and
+    # fine-tuning chips can never drift apart.
+    return align_chip(image, landmarks, Rec.alignment, Rec.chip_size, Rec.padding)
+
+
+def _aligned_chips(
+    paths: Sequence[str | os.PathLike[str]],
+    align: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    landmarks: np.ndarray | None,
+    progress: bool,
+    desc: str,
+) -> tuple[Iterator[np.ndarray], np.ndarray, np.ndarray]:
+    """A lazy stream of chips in path order, plus the landmark and fallback arrays it fills.
+
+    ``landmarks`` (N, 68, 2), when given, align the images instead of detecting faces.
+    """
+    if landmarks is not None and len(landmarks) != len(paths):
+        raise ValueError(f"{len(paths)} paths but {len(landmarks)} landmark sets")
+    fallback = np.zeros(len(paths), dtype=bool)
+    points = np.zeros((len(paths), 68, 2)) if landmarks is None else np.asarray(landmarks)
+
+    def stream() -> Iterator[np.ndarray]:
+        items: Iterable[int] = range(len(paths))
+        if progress:
+            from tqdm import tqdm
+
+            items = tqdm(items, desc=desc, unit="img")
+        for i in items:
+            image = read_image(paths[i])
+            if landmarks is None:
+                points[i], fallback[i] = face_landmarks68(image)
+            yield align(image, points[i])
+
+    return stream(), points, fallback
+
+
 def embed_images(
     paths: Sequence[str | os.PathLike[str]],
     recognizer=None,
@@ -68,24 +110,14 @@ def embed_images(
     """
     from maskface.recognizers import DEFAULT_DLIB_RECOGNIZER, create_recognizer
 
-    if landmarks is not None and len(landmarks) != len(paths):
-        raise ValueError(f"{len(paths)} paths but {len(landmarks)} landmark sets")
     rec = recognizer or create_recognizer(DEFAULT_DLIB_RECOGNIZER)
     start = time.perf_counter()
+    stream, points, fallback = _aligned_chips(paths, rec.align, landmarks, progress,
+                                              "embedding")
     out: list[np.ndarray] = []
-    fallback = np.zeros(len(paths), dtype=bool)
-    points = np.zeros((len(paths), 68, 2)) if landmarks is None else np.asarray(landmarks)
     chips: list[np.ndarray] = []
-    items = range(len(paths))
-    if progress:
-        from tqdm import tqdm
-
-        items = tqdm(items, desc="embedding", unit="img")
-    for i in items:
-        image = read_image(paths[i])
-        if landmarks is None:
-            points[i], fallback[i] = face_landmarks68(image)
-        chips.append(rec.align(image, points[i]))
+    for chip in stream:
+        chips.append(chip)
         if len(chips) == batch_size:
             out.append(rec.embed_chips(np.stack(chips)))
             chips = []
@@ -93,6 +125,84 @@ def embed_images(
         out.append(rec.embed_chips(np.stack(chips)))
     embeddings = np.concatenate(out) if out else np.zeros((0, rec.dim), np.float32)
     return Features(embeddings, fallback, points, time.perf_counter() - start)
+
+
+@dataclass
+class Chips:
+    """Aligned uint8 RGB chips (N, 150, 150, 3) in path order, with the landmarks that cut them."""
+
+    chips: np.ndarray
+    fallback: np.ndarray
+    landmarks: np.ndarray
+    seconds: float = 0.0
+
+
+def cut_chips(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    landmarks: np.ndarray | None = None,
+    progress: bool = False,
+) -> Chips:
+    """The dlib-resnet chips of one face per image (what :func:`embed_images` embeds).
+
+    ``landmarks`` (N, 68, 2), when given, align the images instead of detecting faces.
+    """
+    from maskface.recognizers.dlib_resnet import CHIP_SIZE
+
+    start = time.perf_counter()
+    stream, points, fallback = _aligned_chips(paths, dlib_chip, landmarks, progress, "chips")
+    chips = np.zeros((len(paths), CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
+    for i, chip in enumerate(stream):
+        chips[i] = chip
+    return Chips(chips, fallback, points, time.perf_counter() - start)
+
+
+def _cache_matches(cache: Path, names: np.ndarray) -> bool:
+    if not cache.exists():
+        return False
+    with np.load(cache) as data:
+        return data["names"].shape == names.shape and bool((data["names"] == names).all())
+
+
+def cached_landmarks(
+    cache: str | os.PathLike[str], paths: Sequence[str | os.PathLike[str]]
+) -> np.ndarray | None:
+    """The landmarks stored in an embedding or chip cache for exactly these paths, else None."""
+    cache = Path(cache)
+    names = np.array([Path(p).name for p in paths])
+    if not _cache_matches(cache, names):
+        return None
+    with np.load(cache) as data:
+        return data["landmarks"]
+
+
+def cached_chips(
+    cache: str | os.PathLike[str],
+    paths: Sequence[str | os.PathLike[str]],
+    **kwargs,
+) -> Chips:
+    """:func:`cut_chips`, read from / written to ``cache`` (``.npz``) keyed on the paths.
+
+    Uncompressed on purpose: chips are ~67 kB each and JPEG noise compresses poorly, while
+    reading 8,000 of them back takes about a second.
+    """
+    cache = Path(cache)
+    names = np.array([Path(p).name for p in paths])
+    if _cache_matches(cache, names):
+        with np.load(cache) as data:
+            return Chips(data["chips"], data["fallback"], data["landmarks"],
+                         float(data["seconds"]))
+    chips = cut_chips(paths, **kwargs)
+    _save_npz(cache, names=names, chips=chips.chips, fallback=chips.fallback,
+              landmarks=chips.landmarks, seconds=chips.seconds)
+    return chips
+
+
+def _save_npz(cache: Path, **arrays) -> None:
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, cache)
 
 
 def cached_embeddings(
@@ -107,15 +217,11 @@ def cached_embeddings(
     """
     cache = Path(cache)
     names = np.array([Path(p).name for p in paths])
-    if cache.exists():
+    if _cache_matches(cache, names):
         with np.load(cache) as data:
-            if data["names"].shape == names.shape and (data["names"] == names).all():
-                return Features(data["embeddings"], data["fallback"], data["landmarks"],
-                                float(data["seconds"]))
+            return Features(data["embeddings"], data["fallback"], data["landmarks"],
+                            float(data["seconds"]))
     feats = embed_images(paths, recognizer, **kwargs)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + ".tmp.npz")
-    np.savez(tmp, names=names, embeddings=feats.embeddings, fallback=feats.fallback,
-             landmarks=feats.landmarks, seconds=feats.seconds)
-    os.replace(tmp, cache)
+    _save_npz(cache, names=names, embeddings=feats.embeddings, fallback=feats.fallback,
+              landmarks=feats.landmarks, seconds=feats.seconds)
     return feats

@@ -99,11 +99,6 @@ def run_study(
     for cond in CONDITIONS:
         if len(features[cond]) != n:
             raise ValueError(f"{cond} features have {len(features[cond])} rows, labels {n}")
-    sex = target_values(attributes, "sex")
-    race = target_values(attributes, "race")
-    groups: dict[str, tuple[np.ndarray, Sequence[str]]] = {"sex": (sex, GENDERS),
-                                                           "race": (race, RACES)}
-    style_names = sorted(set(styles)) if styles is not None else []
     results: dict[str, Any] = {}
     summary: dict[str, dict[str, float]] = {}
     split_sizes: dict[str, dict[str, int]] = {}
@@ -123,10 +118,8 @@ def run_study(
                 test = split.test
                 start = time.perf_counter()
                 pred = model.predict(features[test_cond][test])
-                test_groups = {k: (v[0][test], v[1]) for k, v in groups.items()}
-                if test_cond == "masked" and style_names:
-                    style_index = np.array([style_names.index(s) for s in styles])[test]
-                    test_groups["style"] = (style_index, style_names)
+                test_groups = breakdown_groups(attributes, test,
+                                               styles if test_cond == "masked" else None)
                 scores = evaluate(target, y[test], pred, test_groups)
                 key = f"train_{train_cond}/test_{test_cond}"
                 results[target][key] = {
@@ -140,6 +133,28 @@ def run_study(
                     summary[key]["age_rmse"] = scores["overall"]["rmse"]
     meta = {"split": split_kind, "seed": seed, "fractions": [0.7, 0.1, 0.2],
             "samples": n, "split_sizes": split_sizes, "targets": list(targets),
-            "styles": {s: int(sum(1 for t in styles if t == s)) for s in style_names}
-            if styles is not None else {}}
+            "styles": style_counts(styles)}
     return {"meta": meta, "summary": summary, "results": results}
+
+
+def breakdown_groups(
+    attributes: Sequence[Mapping[str, Any]],
+    rows: np.ndarray,
+    styles: Sequence[str] | None = None,
+) -> dict[str, tuple[np.ndarray, Sequence[str]]]:
+    """The per-group breakdowns of test ``rows``: sex, race and (masked copy) mask style."""
+    groups: dict[str, tuple[np.ndarray, Sequence[str]]] = {
+        "sex": (target_values(attributes, "sex")[rows], GENDERS),
+        "race": (target_values(attributes, "race")[rows], RACES),
+    }
+    if styles:
+        names = sorted(set(styles))
+        groups["style"] = (np.array([names.index(s) for s in styles])[rows], names)
+    return groups
+
+
+def style_counts(styles: Sequence[str] | None) -> dict[str, int]:
+    """How many images got each mask style."""
+    if styles is None:
+        return {}
+    return {s: int(sum(1 for t in styles if t == s)) for s in sorted(set(styles))}
