@@ -197,6 +197,11 @@ def timm_backbone(name: str = "resnet18", pretrained: bool = False,
     if pretrained and weights is None:
         raise ValueError("pretrained timm weights are read only from a local file: pass "
                          "weights=PATH (maskface never downloads weights)")
+    try:
+        import timm  # noqa: F401  (fail here, before any data is read)
+    except Exception as e:  # a torchvision built for another torch fails with RuntimeError
+        raise ValueError(f"timm cannot be imported ({e}): install timm with a torchvision "
+                         "matching your torch") from None
 
     def build(outputs: int) -> nn.Module:
         import timm

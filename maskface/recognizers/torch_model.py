@@ -111,9 +111,10 @@ def build_arch(arch: str, state: Mapping[str, torch.Tensor] | None = None,
     else:
         try:
             import timm
-        except ImportError:
-            raise ModelLoadError(f"arch {arch!r} needs timm: pip install 'maskface[timm]'"
-                                 ) from None
+        except Exception as e:  # a torchvision built for another torch fails with RuntimeError
+            raise ModelLoadError(f"arch {arch!r} needs timm, which cannot be imported ({e}): "
+                                 "pip install 'maskface[timm]' with a torchvision matching "
+                                 "your torch") from None
         if not timm.is_model(arch):
             raise ModelLoadError(f"timm has no model {arch!r} (see timm.list_models())")
         if embedding_dim is not None:
@@ -161,7 +162,7 @@ def load_model(
     if not path.exists() and arch is None and isinstance(source, str):
         try:
             import timm
-        except ImportError:
+        except Exception:  # not installed, or broken beside this torch: not a timm name then
             timm = None
         if timm is not None and timm.is_model(source):
             warnings.warn(f"{source!r} is built with random weights (nothing is downloaded); "
