@@ -40,40 +40,29 @@ CENTRE_BOX = (71, 82, 175, 186)
 CROP = (40, 210)  # HOG search region (both axes)
 
 
-def read_pairs(path: Path) -> tuple[list[tuple[str, str]], np.ndarray]:
-    """View 2 pairs as image-path pairs (relative to the image root) and same/different."""
-    lines = path.read_text().split("\n")
-    folds, per = (int(v) for v in lines[0].split())
-    pairs, same = [], []
-    for line in lines[1 : 1 + 2 * folds * per]:
-        f = line.split("\t")
-        if len(f) == 3:
-            pairs.append(((f[0], int(f[1])), (f[0], int(f[2]))))
-            same.append(True)
-        else:
-            pairs.append(((f[0], int(f[1])), (f[2], int(f[3]))))
-            same.append(False)
-    names = [tuple(f"{p}/{p}_{n:04d}.jpg" for p, n in pair) for pair in pairs]
-    return names, np.array(same)
+def read_pairs(data: Path) -> tuple[Path, list[tuple[str, str]], np.ndarray]:
+    """The image root and View 2's pairs as image paths relative to it, and same/different."""
+    from maskface.datasets.lfw import LfwDataset
 
+    lfw = LfwDataset(data, layout="deep-funneled")
+    view2 = lfw.pairs("view2", strict=True)
+    root = lfw.image_root
 
-_models = None
+    def rel(sample) -> str:
+        return sample.path.relative_to(root).as_posix()
+
+    names = [(rel(p.a), rel(p.b)) for p in view2.pairs]
+    return root, names, np.array([p.same for p in view2.pairs])
 
 
 def _detect(path: str) -> tuple[np.ndarray, np.ndarray, bool]:
     """(chip, 68 landmarks, used the centre-box fallback) for one image."""
-    global _models
     import cv2
     import dlib
 
-    if _models is None:
-        from maskface.geometry.dlib_backend import dlib_model_path
+    from maskface.evaluation.embeddings import _dlib_models
 
-        _models = (
-            dlib.get_frontal_face_detector(),
-            dlib.shape_predictor(dlib_model_path("shape_predictor_68_face_landmarks.dat")),
-        )
-    detector, predictor = _models
+    detector, predictor = _dlib_models()
     image = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
     lo, hi = CROP
     found = detector(np.ascontiguousarray(image[lo:hi, lo:hi]), 0)
@@ -109,7 +98,6 @@ def main() -> None:
     parser.add_argument("--dlib-limit", type=int, default=None, help="faces for the dlib path")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args()
-    root = args.data / "lfw-deepfunneled"
     report: dict[str, object] = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "date": time.strftime("%Y-%m-%d"),
@@ -120,7 +108,7 @@ def main() -> None:
     t0 = time.perf_counter()
     from maskface.recognizers import create_recognizer
 
-    pairs, same = read_pairs(args.data / "pairs.txt")
+    root, pairs, same = read_pairs(args.data)
     images = sorted({p for pair in pairs for p in pair})
     index = {p: i for i, p in enumerate(images)}
     with get_context("spawn").Pool(2) as pool:
