@@ -88,22 +88,16 @@ def kfold_accuracy(
     return FoldAccuracy(accs, thrs, float(a.mean()), std, std / np.sqrt(len(a)))
 
 
-def val_at_far(labels: np.ndarray, scores: np.ndarray, far: float = 1e-3) -> float:
-    """True accept rate at the loosest threshold with false accept rate <= ``far``."""
-    labels, scores = _check(labels, scores)
+def _roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    return fpr, tpr
+
+
+def _tar_at(fpr: np.ndarray, tpr: np.ndarray, far: float) -> float:
     return float(tpr[fpr <= far].max())
 
 
-def fnmr_at_fmr(labels: np.ndarray, scores: np.ndarray, fmr: float) -> float:
-    """False non-match rate at the loosest threshold with false match rate <= ``fmr``."""
-    return 1.0 - val_at_far(labels, scores, fmr)
-
-
-def eer(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Equal error rate: where FMR equals FNMR, linearly interpolated on the ROC."""
-    labels, scores = _check(labels, scores)
-    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+def _eer(fpr: np.ndarray, tpr: np.ndarray) -> float:
     fnr = 1 - tpr
     diff = fpr - fnr  # rises from -1 (accept nothing) to +1 (accept all)
     i = int(np.argmax(diff >= 0))
@@ -114,22 +108,47 @@ def eer(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(fpr[i - 1] + w * (fpr[i] - fpr[i - 1]))
 
 
+def val_at_far(labels: np.ndarray, scores: np.ndarray, far: float = 1e-3) -> float:
+    """True accept rate at the loosest threshold with false accept rate <= ``far``."""
+    return _tar_at(*_roc(*_check(labels, scores)), far)
+
+
+def fnmr_at_fmr(labels: np.ndarray, scores: np.ndarray, fmr: float) -> float:
+    """False non-match rate at the loosest threshold with false match rate <= ``fmr``."""
+    return 1.0 - val_at_far(labels, scores, fmr)
+
+
+def eer(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Equal error rate: where FMR equals FNMR, linearly interpolated on the ROC."""
+    return _eer(*_roc(*_check(labels, scores)))
+
+
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve."""
     labels, scores = _check(labels, scores)
     return float(roc_auc_score(labels, scores))
 
 
-# The headline metrics, each a function of (labels, scores, folds).
-METRICS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]] = {
-    "accuracy": lambda y, s, f: kfold_accuracy(y, s, f).mean,
-    "val_far1e_3": lambda y, s, f: val_at_far(y, s, 1e-3),
-    "auc": lambda y, s, f: auc(y, s),
-    "eer": lambda y, s, f: eer(y, s),
-    "fmr100": lambda y, s, f: fnmr_at_fmr(y, s, 1e-2),
-    "fmr1000": lambda y, s, f: fnmr_at_fmr(y, s, 1e-3),
-    "zero_fmr": lambda y, s, f: fnmr_at_fmr(y, s, 0.0),
-}
+def headline_metrics(
+    labels: np.ndarray, scores: np.ndarray, folds: np.ndarray | None = None
+) -> dict[str, float]:
+    """The headline metrics of one set of scored pairs (the ROC-based ones off one curve)."""
+    labels, scores = _check(labels, scores)
+    return {"accuracy": kfold_accuracy(labels, scores, folds).mean,
+            **_roc_metrics(labels, scores)}
+
+
+def _roc_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """The metrics read off the ROC curve (checked inputs), computed once."""
+    fpr, tpr = _roc(labels, scores)
+    return {
+        "val_far1e_3": _tar_at(fpr, tpr, 1e-3),
+        "auc": float(roc_auc_score(labels, scores)),
+        "eer": _eer(fpr, tpr),
+        "fmr100": 1.0 - _tar_at(fpr, tpr, 1e-2),
+        "fmr1000": 1.0 - _tar_at(fpr, tpr, 1e-3),
+        "zero_fmr": 1.0 - _tar_at(fpr, tpr, 0.0),
+    }
 
 
 def bootstrap_ci(
@@ -137,27 +156,35 @@ def bootstrap_ci(
     scores: np.ndarray,
     folds: np.ndarray | None = None,
     *,
-    metrics: dict[str, Callable] | None = None,
+    metrics: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]]
+    | None = None,
     n: int = 1000,
     level: float = 0.95,
     seed: int = 0,
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals ``{metric: (low, high)}`` at confidence ``level``.
 
+    ``metrics`` maps names to functions of (labels, scores, folds); the default is every
+    headline metric (:func:`headline_metrics`).
+
     Pairs are resampled with replacement within each (fold, label) cell, so each resample
     keeps the fold sizes and the genuine/impostor balance the metrics depend on.
     """
     labels, scores = _check(labels, scores)
-    metrics = METRICS if metrics is None else metrics
+    if metrics is None:
+        measure = headline_metrics
+    else:
+        def measure(y, s, f):
+            return {name: fn(y, s, f) for name, fn in metrics.items()}
     cell_of = labels.astype(np.int64) if folds is None else np.asarray(folds) * 2 + labels
     cells = [np.flatnonzero(cell_of == c) for c in np.unique(cell_of)]
     rng = np.random.default_rng(seed)
-    values: dict[str, list[float]] = {name: [] for name in metrics}
+    values: dict[str, list[float]] = {}
     for _ in range(n):
         idx = np.concatenate([c[rng.integers(len(c), size=len(c))] for c in cells])
         f = None if folds is None else np.asarray(folds)[idx]
-        for name, fn in metrics.items():
-            values[name].append(fn(labels[idx], scores[idx], f))
+        for name, value in measure(labels[idx], scores[idx], f).items():
+            values.setdefault(name, []).append(value)
     tail = (1 - level) / 2 * 100
     return {
         name: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail)))
@@ -210,8 +237,6 @@ def verification_metrics(
         pairs=len(labels), genuine=int(labels.sum()), impostor=int((~labels).sum()),
         accuracy=fa.mean, accuracy_std=fa.std, accuracy_stderr=fa.stderr,
         fold_accuracies=fa.accuracies, fold_thresholds=fa.thresholds,
-        val_far1e_3=val_at_far(labels, scores, 1e-3), auc=auc(labels, scores),
-        eer=eer(labels, scores), fmr100=fnmr_at_fmr(labels, scores, 1e-2),
-        fmr1000=fnmr_at_fmr(labels, scores, 1e-3), zero_fmr=fnmr_at_fmr(labels, scores, 0.0),
+        **_roc_metrics(labels, scores),
         ci=ci, ci_level=level,
     )
