@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from pathlib import Path
 
 import click
 
+from maskface.cache import cache_dir
 from maskface.errors import MaskfaceError
 from maskface.evaluation.embeddings import DETECTORS
 
@@ -18,11 +18,8 @@ MODEL_RECOGNIZERS = ("torch", "onnx")
 
 
 def default_cache_path() -> Path:
-    """``$MASKFACE_CACHE`` or ``$XDG_CACHE_HOME/maskface`` (``~/.cache/maskface``)."""
-    base = os.environ.get("MASKFACE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "maskface"
-    )
-    return Path(base) / "embeddings.sqlite"
+    """The embedding cache file in :func:`maskface.cache.cache_dir`."""
+    return cache_dir() / "embeddings.sqlite"
 
 
 def protocol_files(protocols: tuple[str, ...], configs: str) -> list[Path]:

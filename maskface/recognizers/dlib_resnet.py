@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from maskface.atomic import atomic_writer
+from maskface.cache import cache_dir
 from maskface.recognizers.base import Recognizer
 from maskface.recognizers.dlib_format import MARKER, DlibFormatError, DlibNet, load_dlib_net
 
@@ -186,11 +187,6 @@ def state_dict_from_dlib(net: DlibNet) -> dict[str, torch.Tensor]:
     mean = np.array([s["avg_red"], s["avg_green"], s["avg_blue"]])
     state["normalize.mean"] = mean.reshape(1, 3, 1, 1)
     return {k: torch.from_numpy(np.array(v, dtype=np.float32, order="C")) for k, v in state.items()}
-
-
-def cache_dir() -> Path:
-    """Where converted weights live: ``$MASKFACE_CACHE`` or ``~/.cache/maskface``."""
-    return Path(os.environ.get("MASKFACE_CACHE") or Path.home() / ".cache" / "maskface")
 
 
 def default_weights_path() -> Path:
