@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from maskface.recognizers import ModelLoadError, create_recognizer, l2_normalize
+from maskface.recognizers import ModelLoadError, Recognizer, create_recognizer, l2_normalize
 from maskface.recognizers.templates import (
     ARCFACE_TEMPLATE,
     align_arcface,
@@ -167,19 +167,21 @@ def test_real_lfw_faces_land_on_the_template(lfw: Path) -> None:
     assert chip.shape == (112, 112, 3) and chip.mean() > 40  # a face, not a black border
 
 
+class _Plain(Recognizer):
+    """A model-free recognizer with dlib's default alignment: mean colour of the chip."""
+
+    name, dim = "plain", 3
+
+    def descriptors(self, chips: np.ndarray) -> np.ndarray:
+        return chips.reshape(len(chips), -1, 3).mean(axis=1)
+
+
 def test_dlib_alignment_is_unchanged(astronaut: np.ndarray) -> None:
     from maskface.evaluation.embeddings import locate
-    from maskface.recognizers import Recognizer
     from maskface.recognizers.alignment import dlib_chip
 
-    class Plain(Recognizer):
-        name, dim = "plain", 3
-
-        def descriptors(self, chips: np.ndarray) -> np.ndarray:
-            return chips.reshape(len(chips), -1, 3).mean(axis=1)
-
     landmarks = locate(astronaut)
-    np.testing.assert_array_equal(Plain().align(astronaut, landmarks),
+    np.testing.assert_array_equal(_Plain().align(astronaut, landmarks),
                                   dlib_chip(astronaut, landmarks, 150, 0.25))
 
 
@@ -539,15 +541,8 @@ def test_pipeline_cuts_the_recognizers_own_chips(model, files, astronaut, tmp_pa
 
 def test_dlib_pipeline_key_is_unchanged() -> None:
     from maskface.evaluation.embeddings import pipeline_key
-    from maskface.recognizers import Recognizer
 
-    class Plain(Recognizer):
-        name, dim = "plain", 3
-
-        def descriptors(self, chips: np.ndarray) -> np.ndarray:
-            return chips.reshape(len(chips), -1, 3).mean(axis=1)
-
-    assert pipeline_key(Plain(flip=True), "dlib", 1) == (
+    assert pipeline_key(_Plain(flip=True), "dlib", 1) == (
         "plain|dim3|flip1|dlib-up1|chip150-pad0.25|v1")
 
 

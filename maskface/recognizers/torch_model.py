@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from maskface.recognizers.base import ModelLoadError, Recognizer
+from maskface.recognizers.dlib_resnet import DlibResNet, _default_device
 from maskface.recognizers.model_common import (
     ARCFACE_MEAN,
     ARCFACE_STD,
@@ -105,8 +106,6 @@ def build_arch(arch: str, state: Mapping[str, torch.Tensor] | None = None,
     (none there: the pooled features are the embedding). Never downloads weights.
     """
     if arch == DLIB_ARCH:
-        from maskface.recognizers.dlib_resnet import DlibResNet
-
         model: nn.Module = DlibResNet()
     else:
         try:
@@ -219,10 +218,8 @@ class TorchRecognizer(Recognizer):
         super().__init__(flip=flip, batch_size=batch_size)
         if alignment is not None:
             check_alignment(alignment)  # before any loading: a typo fails fast
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(device or _default_device())
         module, label, digest = load_model(model, arch, embedding_dim, self.device)
-        from maskface.recognizers.dlib_resnet import DlibResNet
-
         own_scaling = isinstance(module, DlibResNet)
         self.alignment = choose_alignment(alignment, None,
                                           "dlib150" if own_scaling else "arcface112")
