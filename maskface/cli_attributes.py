@@ -127,8 +127,8 @@ def evaluate_cmd(model_path: Path, data: Path, masked: Path, cache: Path | None,
     from maskface.attributes.pipeline import load_model, pair_features
     from maskface.attributes.report import write_report
     from maskface.attributes.splits import load_split
+    from maskface.attributes.study import breakdown_groups
     from maskface.attributes.targets import target_values
-    from maskface.datasets.utkface import GENDERS, RACES
 
     model, meta = load_model(model_path)
     pairs, features, info = pair_features(data, masked, cache or model_path.parent / "cache",
@@ -138,8 +138,7 @@ def evaluate_cmd(model_path: Path, data: Path, masked: Path, cache: Path | None,
         raise click.ClickException("the data does not match the images the model's split lists")
     test, target = split.test, meta["target"]
     y = target_values(pairs.attributes, target)[test]
-    groups = {"sex": (target_values(pairs.attributes, "sex")[test], GENDERS),
-              "race": (target_values(pairs.attributes, "race")[test], RACES)}
+    groups = breakdown_groups(pairs.attributes, test)
     results = {}
     for cond in ("unmasked", "masked"):
         scores = evaluate(target, y, model.predict(features[cond][test]), groups)

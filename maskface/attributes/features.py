@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from maskface.atomic import atomic_writer
 from maskface.imageio import read_image
 
 # Central box (fractions of width/height) where aligned UTKFace crops hold the face.
@@ -157,23 +158,42 @@ def cut_chips(
     return Chips(chips, fallback, points, time.perf_counter() - start)
 
 
-def _cache_matches(cache: Path, names: np.ndarray) -> bool:
+def _names(paths: Sequence[str | os.PathLike[str]]) -> np.ndarray:
+    return np.array([Path(p).name for p in paths])
+
+
+def _read_cache(cache: Path, names: np.ndarray, *keys: str) -> list[np.ndarray] | None:
+    """The ``keys`` arrays of ``cache`` when it holds exactly ``names`` in this order."""
     if not cache.exists():
-        return False
+        return None
     with np.load(cache) as data:
-        return data["names"].shape == names.shape and bool((data["names"] == names).all())
+        if data["names"].shape != names.shape or not bool((data["names"] == names).all()):
+            return None
+        return [data[k] for k in keys]
+
+
+def _cached(cache: str | os.PathLike[str], paths: Sequence[str | os.PathLike[str]],
+            kind: type, field: str, make: Callable[[], Features | Chips]):
+    """``kind`` read from ``cache`` when it matches ``paths``, else ``make()`` written to it."""
+    cache = Path(cache)
+    names = _names(paths)
+    stored = _read_cache(cache, names, field, "fallback", "landmarks", "seconds")
+    if stored is not None:
+        *arrays, seconds = stored
+        return kind(*arrays, float(seconds))
+    result = make()
+    with atomic_writer(cache) as fh:
+        np.savez(fh, names=names, **{field: getattr(result, field)}, fallback=result.fallback,
+                 landmarks=result.landmarks, seconds=result.seconds)
+    return result
 
 
 def cached_landmarks(
     cache: str | os.PathLike[str], paths: Sequence[str | os.PathLike[str]]
 ) -> np.ndarray | None:
     """The landmarks stored in an embedding or chip cache for exactly these paths, else None."""
-    cache = Path(cache)
-    names = np.array([Path(p).name for p in paths])
-    if not _cache_matches(cache, names):
-        return None
-    with np.load(cache) as data:
-        return data["landmarks"]
+    stored = _read_cache(Path(cache), _names(paths), "landmarks")
+    return None if stored is None else stored[0]
 
 
 def cached_chips(
@@ -186,23 +206,7 @@ def cached_chips(
     Uncompressed on purpose: chips are ~67 kB each and JPEG noise compresses poorly, while
     reading 8,000 of them back takes about a second.
     """
-    cache = Path(cache)
-    names = np.array([Path(p).name for p in paths])
-    if _cache_matches(cache, names):
-        with np.load(cache) as data:
-            return Chips(data["chips"], data["fallback"], data["landmarks"],
-                         float(data["seconds"]))
-    chips = cut_chips(paths, **kwargs)
-    _save_npz(cache, names=names, chips=chips.chips, fallback=chips.fallback,
-              landmarks=chips.landmarks, seconds=chips.seconds)
-    return chips
-
-
-def _save_npz(cache: Path, **arrays) -> None:
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, cache)
+    return _cached(cache, paths, Chips, "chips", lambda: cut_chips(paths, **kwargs))
 
 
 def cached_embeddings(
@@ -215,13 +219,5 @@ def cached_embeddings(
 
     The cache is used only when it holds exactly these file names in this order.
     """
-    cache = Path(cache)
-    names = np.array([Path(p).name for p in paths])
-    if _cache_matches(cache, names):
-        with np.load(cache) as data:
-            return Features(data["embeddings"], data["fallback"], data["landmarks"],
-                            float(data["seconds"]))
-    feats = embed_images(paths, recognizer, **kwargs)
-    _save_npz(cache, names=names, embeddings=feats.embeddings, fallback=feats.fallback,
-              landmarks=feats.landmarks, seconds=feats.seconds)
-    return feats
+    return _cached(cache, paths, Features, "embeddings",
+                   lambda: embed_images(paths, recognizer, **kwargs))

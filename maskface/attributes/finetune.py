@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from maskface.atomic import atomic_writer
 from maskface.attributes.baseline import validation_score
 from maskface.attributes.targets import get_target
 from maskface.recognizers.dlib_resnet import (
@@ -462,13 +463,11 @@ def save_finetuned(run: FineTuned, path: str | os.PathLike[str],
     Only plain data is stored, so :func:`load_finetuned` reads it with ``weights_only``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     info = {"target": run.target, "config": run.config.settings(), "history": run.history,
             "best_epoch": run.best_epoch, "seconds": run.seconds, "age_mean": run.age_mean,
             "age_std": run.age_std, **(meta or {})}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"state_dict": run.model.state_dict(), "meta": info}, tmp)
-    os.replace(tmp, path)
+    with atomic_writer(path) as fh:
+        torch.save({"state_dict": run.model.state_dict(), "meta": info}, fh)
     return path
 
 

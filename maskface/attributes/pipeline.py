@@ -12,8 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from maskface.atomic import atomic_writer
 from maskface.attributes.baseline import BaselineModel
-from maskface.attributes.features import cached_chips, cached_embeddings, cached_landmarks
+from maskface.attributes.features import (
+    Chips,
+    Features,
+    cached_chips,
+    cached_embeddings,
+    cached_landmarks,
+)
 from maskface.attributes.study import (
     CONDITIONS,
     MaskedPairs,
@@ -39,6 +46,14 @@ def pair_subset(pairs: MaskedPairs, limit: int | None, seed: int = 0) -> MaskedP
                        pairs.excluded)
 
 
+def _info(pairs: MaskedPairs, clean: Features | Chips, covered: Features | Chips,
+          timing: str) -> dict[str, Any]:
+    """What :func:`pair_features` and :func:`pair_chips` report besides the arrays."""
+    return {"images": len(pairs.attributes), "excluded": pairs.excluded,
+            "detector_fallback": int(clean.fallback.sum()),
+            timing: round(clean.seconds + covered.seconds, 1)}
+
+
 def pair_features(
     data: str | os.PathLike[str],
     masked: str | os.PathLike[str],
@@ -55,17 +70,14 @@ def pair_features(
     # Same landmarks for the masked copy: identical chip geometry, only the mask differs.
     covered = cached_embeddings(cache / "masked.npz", pairs.masked, landmarks=clean.landmarks,
                                 progress=progress)
-    info = {"images": len(pairs.attributes), "excluded": pairs.excluded,
-            "detector_fallback": int(clean.fallback.sum()),
-            "embedding_seconds": round(clean.seconds + covered.seconds, 1)}
+    info = _info(pairs, clean, covered, "embedding_seconds")
     return pairs, {"unmasked": clean.embeddings, "masked": covered.embeddings}, info
 
 
 def save_model(model: BaselineModel, path: str | os.PathLike[str], meta: dict[str, Any]) -> Path:
     """Pickle a fitted model with what it was trained on (only load files you trust)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
+    with atomic_writer(path) as fh:
         pickle.dump({"model": model, "meta": meta}, fh)
     return path
 
@@ -99,9 +111,7 @@ def pair_chips(
                          progress=progress)
     covered = cached_chips(cache / "chips-masked.npz", pairs.masked, landmarks=clean.landmarks,
                            progress=progress)
-    info = {"images": len(pairs.attributes), "excluded": pairs.excluded,
-            "detector_fallback": int(clean.fallback.sum()),
-            "chip_seconds": round(clean.seconds + covered.seconds, 1)}
+    info = _info(pairs, clean, covered, "chip_seconds")
     return pairs, {"unmasked": clean.chips, "masked": covered.chips}, info
 
 

@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,4 +158,5 @@ def style_counts(styles: Sequence[str] | None) -> dict[str, int]:
     """How many images got each mask style."""
     if styles is None:
         return {}
-    return {s: int(sum(1 for t in styles if t == s)) for s in sorted(set(styles))}
+    counts = Counter(styles)
+    return {s: counts[s] for s in sorted(counts)}
