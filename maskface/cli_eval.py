@@ -82,9 +82,10 @@ def model_options(recognizer: str, model: str | None, alignment: str | None,
                    "pairs and report them.")
 @click.option("--detector", type=click.Choice(DETECTORS), default="blazeface",
               show_default=True,
-              help="Face detector for alignment: blazeface (MediaPipe's detector, then "
-                   "dlib's box and 68 points: 2x faster than HOG, finds masked faces); dlib "
-                   "(HOG on the whole image); mediapipe (68 points read off the face mesh).")
+              help="Face detector for alignment: blazeface (MediaPipe's detector, the box "
+                   "HOG would give predicted from it, then dlib's 68 points: 10x faster than "
+                   "HOG, finds masked faces); dlib (HOG on the whole image); mediapipe (68 "
+                   "points read off the face mesh).")
 @click.option("--upsample", type=click.IntRange(0, 3), default=1, show_default=True,
               help="dlib only: most upsampling levels tried before falling back.")
 @click.option("--flip", is_flag=True, help="Average each face's embedding with its mirror's.")

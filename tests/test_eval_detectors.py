@@ -39,6 +39,43 @@ def test_blazeface_landmarks_agree_with_hog(lfw_images: list[np.ndarray]):
     assert np.median(errors) < 0.03 and max(errors) < 0.15
 
 
+def test_hog_box_map_is_exact_least_squares_and_equivariant():
+    from maskface.geometry import hog_box
+
+    rng = np.random.default_rng(0)
+    boxes = rng.uniform(0, 50, (200, 2))
+    boxes = np.concatenate([boxes, boxes + rng.uniform(80, 120, (200, 2))], 1)
+    keypoints = boxes[:, None, :2] + rng.uniform(0, 80, (200, 6, 2))
+    true = rng.normal(0, 0.3, (hog_box.N_FEATURES, 4))
+    targets = hog_box.predict(boxes, keypoints, true)
+    np.testing.assert_allclose(hog_box.fit(boxes, keypoints, targets, ridge=0), true, atol=1e-8)
+    # moving and scaling the detection moves and scales the predicted box the same way
+    shipped = hog_box.predict(boxes, keypoints)
+    moved = hog_box.predict(boxes * 3 + 40, keypoints * 3 + 40)
+    np.testing.assert_allclose(moved, shipped * 3 + 40, atol=1e-9)
+    assert len(hog_box.weights_digest()) == 8
+
+
+def test_hog_box_predicted_from_blazeface_matches_hog(lfw_images: list[np.ndarray]):
+    from maskface.evaluation.embeddings import _blazeface, _dlib_models
+    from maskface.geometry import hog_box
+
+    ious = []
+    for image in lfw_images:
+        rects, found = _dlib_models()[0](image, 0), _blazeface()(image)
+        if not len(rects) or not found:
+            continue
+        r = rects[0]
+        hog = np.array([r.left(), r.top(), r.right(), r.bottom()], float)
+        box = hog_box.predict(found[0][0], found[0][2])[0]
+        lo, hi = np.maximum(box[:2], hog[:2]), np.minimum(box[2:], hog[2:])
+        inter = np.prod(np.clip(hi - lo, 0, None))
+        ious.append(inter / (np.prod(box[2:] - box[:2]) + np.prod(hog[2:] - hog[:2]) - inter))
+    assert len(ious) >= 15
+    # BlazeFace's own box, unmapped, overlaps HOG's by about 0.75
+    assert np.median(ious) > 0.8 and min(ious) > 0.6
+
+
 def test_blazeface_finds_masked_faces(lfw_images: list[np.ndarray]):
     from maskface.synthesis import mask_image
 

@@ -71,6 +71,22 @@ def test_center_fallback_is_reported_not_dropped(faces: Path):
     np.testing.assert_array_equal(res.embeddings[0], res.embeddings[8])
 
 
+def test_worker_processes_give_the_same_result_in_order(faces: Path, tmp_path: Path):
+    from maskface.evaluation.embeddings import _detections
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 truncated")
+    paths = [*sorted(str(p) for p in faces.rglob("*.jpg")), str(broken)]
+    tasks = [(p, "blazeface", 0, "dlib150", 150, 0.25) for p in paths]
+    inline = list(_detections(tasks, workers=1))
+    # a window of 2 chunks of 3 forces the refill path across 3 chunks
+    pooled = list(_detections(tasks, workers=2, chunk=3, window=2))
+    assert [how for _, how in pooled] == [how for _, how in inline]
+    assert pooled[-1][0] is None and pooled[-1][1].startswith("unreadable")
+    for (a, _), (b, _) in zip(inline[:-1], pooled[:-1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_exclude_policy_and_unreadable(faces: Path, tmp_path: Path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")

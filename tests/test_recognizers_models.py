@@ -546,6 +546,14 @@ def test_dlib_pipeline_key_is_unchanged() -> None:
         "plain|dim3|flip1|dlib-up1|chip150-pad0.25|v1")
 
 
+def test_blazeface_pipeline_key_names_the_box_map() -> None:
+    from maskface.evaluation.embeddings import pipeline_key
+    from maskface.geometry.hog_box import weights_digest
+
+    # refitting maskface/data/hog_box.npz moves every landmark, so old entries must miss
+    assert f"|blazeface-{weights_digest()}-up1|" in pipeline_key(_Plain(), "blazeface", 1)
+
+
 def test_cli_eval_with_an_onnx_model(onnx_files, tmp_path: Path) -> None:
     from click.testing import CliRunner
 

@@ -1,7 +1,9 @@
 """Embeddings of image files, with an on-disk cache and a policy for faces not found.
 
-:func:`embed_paths` detects and aligns in worker processes (one per core) while the main
-process runs the recognizer on the chips already cut, so both stages keep the cores busy.
+:func:`embed_paths` detects and aligns in worker processes (one per core, at a lower
+priority) while the main process runs the recognizer on the chips already cut, so both stages
+keep the cores busy and the recognizer never waits for a core. Only a few chunks of images
+are in flight at a time, so memory does not grow with the dataset.
 
 Failure-to-enrol policy. When the detector finds no face, dlib's 68-point predictor is run on
 a centre box (the face's usual place in pre-cropped datasets such as LFW, whose 250x250 images
@@ -22,13 +24,13 @@ policy needs no recomputation.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import sqlite3
-import sys
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from multiprocessing import get_context
@@ -40,15 +42,6 @@ from maskface.recognizers.base import Recognizer
 
 FALLBACKS = ("center", "exclude")
 DETECTORS = ("dlib", "blazeface", "mediapipe")
-# dlib's shape predictor was trained on HOG detector boxes, so where HOG misses a face
-# BlazeFace found, BlazeFace's box is mapped onto the HOG box: side = K * size, centre =
-# centre + OFFSET * size; then the box of the landmarks found from it, the same way, which
-# removes most of BlazeFace's jitter. Fitted by tools/calibrate_boxes.py on 300 LFW images:
-# the landmarks land a median 1.5% of the eyes' span from the HOG pipeline's.
-_BLAZE_TO_HOG = (0.970, (0.021, -0.028))
-_LANDMARKS_TO_HOG = (1.078, (0.032, -0.089))
-_HOG_FACE_PX = 90.0  # half the largest face HOG is given in the crop
-_HOG_CROP = 1.5  # crop side over BlazeFace's box side
 # Centre box as fractions of the image (left, top, right, bottom): the mean box dlib's HOG
 # detector gives on LFW deep-funneled 250x250 images.
 CENTER_BOX = (0.28, 0.32, 0.70, 0.74)
@@ -73,6 +66,10 @@ def pipeline_key(recognizer: Recognizer, detector: str, upsample: int) -> str:
             else f"{alignment}-chip{recognizer.chip_size}")
     model = getattr(recognizer, "cache_id", "")
     model = f"|model{model}" if model else ""
+    if detector == "blazeface":  # refitting the box map changes every landmark
+        from maskface.geometry.hog_box import weights_digest
+
+        detector = f"blazeface-{weights_digest()}"
     return (f"{recognizer.name}{model}|dim{recognizer.dim}|flip{int(flip)}|{detector}-up"
             f"{upsample}|{chip}|v{_PIPELINE_VERSION}")
 
@@ -178,64 +175,26 @@ def _blazeface():
     return ShortRangeDetector()
 
 
-def _mapped_box(box: np.ndarray, calibration: tuple[float, tuple[float, float]]):
-    k, offset = calibration
-    size = (box[2] - box[0] + box[3] - box[1]) / 2
-    cx = (box[0] + box[2]) / 2 + offset[0] * size
-    cy = (box[1] + box[3]) / 2 + offset[1] * size
-    half = k * size / 2
-    return (cx - half, cy - half, cx + half, cy + half)
-
-
-def _hog_near(image: np.ndarray, box: np.ndarray) -> tuple[float, ...] | None:
-    """dlib's HOG box of the face BlazeFace put at ``box``, searched in a small crop only.
-
-    Faces over twice HOG's 80 px window are shrunk to 180 px first, so the cost does not
-    grow with the photo's size; the box is the kind the predictor was trained on."""
-    import cv2
-
-    hog, _ = _dlib_models()
-    size = max(box[2] - box[0], box[3] - box[1], 1.0)
-    # Only large faces are shrunk: at scale 1 the crop keeps the photo's own pixels.
-    scale = min(1.0, 2 * _HOG_FACE_PX / size)
-    half = round(_HOG_CROP * size / 2)
-    cx, cy = round((box[0] + box[2]) / 2), round((box[1] + box[3]) / 2)
-    matrix = np.array([[scale, 0, (half - cx) * scale], [0, scale, (half - cy) * scale]])
-    side = round(2 * half * scale)
-    crop = cv2.warpAffine(image, matrix, (side, side), flags=cv2.INTER_AREA if scale < 1
-                          else cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-    rects = hog(crop, 0)
-    if not len(rects):
-        return None
-    boxes = [(r.left(), r.top(), r.right(), r.bottom()) for r in rects]
-    left, top, right, bottom = boxes[_central(boxes, side, side)]
-    return (left / scale + cx - half, top / scale + cy - half,
-            right / scale + cx - half, bottom / scale + cy - half)
-
-
 def _blazeface_landmarks(image: np.ndarray) -> np.ndarray | None:
+    from maskface.geometry import hog_box
+
     h, w = image.shape[:2]
     found = _blazeface()(image)
     if not found:
         return None
-    box = found[_central([tuple(b) for b, _, _ in found], w, h)][0]
-    hog_box = _hog_near(image, box)
-    if hog_box is not None:
-        return _landmarks(image, hog_box)
-    # HOG misses many masked faces: BlazeFace's box, mapped onto dlib's, then refined.
-    points = _landmarks(image, _mapped_box(box, _BLAZE_TO_HOG))
-    refit = np.concatenate([points.min(axis=0), points.max(axis=0)])
-    return _landmarks(image, _mapped_box(refit, _LANDMARKS_TO_HOG))
+    box, _, keypoints = found[_central([tuple(b) for b, _, _ in found], w, h)]
+    # The predictor starts from the box HOG would give this face (see geometry.hog_box).
+    return _landmarks(image, tuple(hog_box.predict(box, keypoints)[0]))
 
 
 def locate(image: np.ndarray, detector: str = "blazeface", upsample: int = 1) -> np.ndarray | None:
     """68 landmarks of the face nearest the image centre, ``None`` if none is found.
 
     ``dlib``: dlib's HOG detector at upsampling levels 0..``upsample``, stopping at the
-    first that finds a face. ``blazeface``: MediaPipe's BlazeFace finds the face, HOG gives
-    its box from a small crop around it (the box dlib's 68-point predictor expects); when
-    HOG misses it there (often for masked faces) BlazeFace's box is mapped onto dlib's.
-    HOG alone takes over when BlazeFace finds nothing (faces small in a large photo).
+    first that finds a face. ``blazeface``: MediaPipe's BlazeFace finds the face, masked or
+    not, and its box and keypoints predict the HOG box dlib's 68-point predictor expects
+    (:mod:`maskface.geometry.hog_box`), at a tenth of HOG's cost. HOG takes over when
+    BlazeFace finds nothing (faces small in a large photo).
     ``mediapipe``: the 68 points read off MediaPipe's face mesh."""
     h, w = image.shape[:2]
     found = None
@@ -285,32 +244,39 @@ def _chip(task: tuple[str, str, int, str, int, float]) -> tuple[np.ndarray | Non
     return align_chip(image, found, alignment, size, padding), "detected"
 
 
-def _run_workers(tasks: list, workers: int) -> Iterator:
+def _chip_chunk(tasks: list) -> list[tuple[np.ndarray | None, str]]:
+    return [_chip(t) for t in tasks]
+
+
+def _lower_priority() -> None:
+    """Workers yield to the main process: the recognizer's threads then take the cores
+    whenever it has chips, and detection fills the rest. Without this, torch's threads,
+    which spin while waiting for each other, ran several times slower beside busy workers."""
+    if hasattr(os, "nice"):
+        os.nice(10)
+
+
+def _detections(tasks: list, workers: int, chunk: int = 8,
+                window: int = 32) -> Iterator[tuple[np.ndarray | None, str]]:
+    """Chips cut by ``workers`` processes, in task order.
+
+    At most ``window`` chunks are in flight, so memory stays flat however many images
+    there are and however slowly the recognizer consumes them."""
+    chunks = (tasks[i : i + chunk] for i in range(0, len(tasks), chunk))
     if workers <= 1:
-        yield from map(_chip, tasks)
+        for part in chunks:
+            yield from _chip_chunk(part)
         return
     # spawn: the parent holds torch's thread pools, which must not be forked
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        yield from pool.map(_chip, tasks, chunksize=8)
-
-
-@contextmanager
-def _single_torch_thread(active: bool) -> Iterator[None]:
-    """One torch thread while detection workers hold the cores.
-
-    torch's worker threads spin while waiting for each other, so beside busy detection
-    processes a multi-threaded forward pass runs several times slower than a single thread.
-    """
-    torch = sys.modules.get("torch")
-    if not active or torch is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                             initializer=_lower_priority) as pool:
+        in_flight = deque(pool.submit(_chip_chunk, part)
+                          for part in itertools.islice(chunks, window))
+        while in_flight:
+            done = in_flight.popleft().result()
+            in_flight.extend(pool.submit(_chip_chunk, part)
+                             for part in itertools.islice(chunks, 1))
+            yield from done
 
 
 def embed_paths(
@@ -370,17 +336,18 @@ def embed_paths(
             cache.put(key, new)
         pending.clear()
 
-    with _single_torch_thread(n_workers > 1 and bool(tasks)):
-        for path, (chip, how) in zip(todo, _run_workers(tasks, n_workers), strict=True):
-            if bar is not None:
-                bar.update()
-            if chip is None:
-                unreadable[path] = how
-                continue
-            pending.append((digests[path], chip, how))
-            if len(pending) >= batch_size:
-                flush()
-        flush()
+    # Room for the batch being embedded and the next few, so the workers never wait for it.
+    chips = _detections(tasks, n_workers, chunk=8, window=4 * max(1, batch_size // 8))
+    for path, (chip, how) in zip(todo, chips, strict=True):
+        if bar is not None:
+            bar.update()
+        if chip is None:
+            unreadable[path] = how
+            continue
+        pending.append((digests[path], chip, how))
+        if len(pending) >= batch_size:
+            flush()
+    flush()
     if bar is not None:
         bar.close()
 
