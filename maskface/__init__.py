@@ -7,39 +7,13 @@ The flat API works on RGB ``uint8`` numpy arrays::
     faces = maskface.detect_faces(image)                 # boxes, 468-point mesh, pose
     result = maskface.mask_image(image, "kn95", color="black", seed=1)
     maskface.write_image("masked.jpg", result.image)
+
+The names (listed in ``__init__.pyi``) are imported on first use, so the command line and
+worker processes that need only part of the package do not load the renderers and SciPy.
 """
 
-from __future__ import annotations
+import lazy_loader
 
 __version__ = "0.1.0"
-
-from maskface.errors import ImageReadError, MaskfaceError
-from maskface.geometry.analysers import create_analyser, detect_faces, list_analysers
-from maskface.geometry.face import Face, Pose
-from maskface.imageio import read_image, write_image
-from maskface.render.registry import create_renderer, list_renderers
-from maskface.styles import create_style, list_styles
-from maskface.styles.base import WEAR_STYLES
-from maskface.synthesis import MaskingResult, mask_image
-from maskface.transforms import AddMask
-
-__all__ = [
-    "WEAR_STYLES",
-    "AddMask",
-    "Face",
-    "ImageReadError",
-    "MaskfaceError",
-    "MaskingResult",
-    "Pose",
-    "__version__",
-    "create_analyser",
-    "create_renderer",
-    "create_style",
-    "detect_faces",
-    "list_analysers",
-    "list_renderers",
-    "list_styles",
-    "mask_image",
-    "read_image",
-    "write_image",
-]
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
+__all__ = [*__all__, "__version__"]

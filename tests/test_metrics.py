@@ -10,9 +10,23 @@ from maskface.evaluation.metrics import (
     eer,
     fnmr_at_fmr,
     kfold_accuracy,
+    roc_points,
     val_at_far,
     verification_metrics,
 )
+
+
+def test_roc_points_are_sklearns_with_ties():
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    rng = np.random.default_rng(5)
+    for decimals in (0, 1, 3):  # 0 decimals: most scores tie with others
+        labels = rng.integers(0, 2, 400).astype(bool)
+        scores = np.round(rng.normal(labels * 1.5, 1.0), decimals)
+        expected = roc_curve(labels, scores, drop_intermediate=False)
+        for ours, theirs in zip(roc_points(labels, scores), expected, strict=True):
+            np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+        assert auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
 
 
 def test_perfect_separation():

@@ -6,44 +6,11 @@
                                                cache=EmbeddingCache("emb.sqlite"))
     results[0].metrics.accuracy
 
-Submodules import torch/matplotlib only when used.
+The names (listed in ``__init__.pyi``) are imported on first use: detection workers, which
+need only the embedding module, do not load scikit-learn; torch and matplotlib load only
+when used.
 """
 
-from __future__ import annotations
+import lazy_loader
 
-from maskface.evaluation.embeddings import (
-    EmbeddingCache,
-    EmbeddingResult,
-    embed_paths,
-    file_digest,
-)
-from maskface.evaluation.metrics import (
-    FoldAccuracy,
-    VerificationMetrics,
-    auc,
-    bootstrap_ci,
-    eer,
-    fnmr_at_fmr,
-    kfold_accuracy,
-    val_at_far,
-    verification_metrics,
-)
-from maskface.evaluation.verification import ConfigurationResult, evaluate_protocols
-
-__all__ = [
-    "ConfigurationResult",
-    "EmbeddingCache",
-    "EmbeddingResult",
-    "FoldAccuracy",
-    "VerificationMetrics",
-    "auc",
-    "bootstrap_ci",
-    "eer",
-    "embed_paths",
-    "evaluate_protocols",
-    "file_digest",
-    "fnmr_at_fmr",
-    "kfold_accuracy",
-    "val_at_far",
-    "verification_metrics",
-]
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -183,6 +183,11 @@ def _blazeface_landmarks(image: np.ndarray) -> np.ndarray | None:
     if not found:
         return None
     box, _, keypoints = found[_central([tuple(b) for b, _, _ in found], w, h)]
+    if (box[2] - box[0] + box[3] - box[1]) / 2 < 0.7 * hog_box.FACE_FRACTION * max(h, w):
+        # A face small in the photo: detected again framed as the box map was fitted.
+        framed = _blazeface().reframe(image, box, hog_box.FACE_FRACTION)
+        if framed is not None:
+            box, _, keypoints = framed
     # The predictor starts from the box HOG would give this face (see geometry.hog_box).
     return _landmarks(image, tuple(hog_box.predict(box, keypoints)[0]))
 

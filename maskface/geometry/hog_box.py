@@ -9,7 +9,10 @@ the map holds at any position and scale in the photo.
 The weights ship as ``maskface/data/hog_box.npz``. ``tools/calibrate_boxes.py`` fits them
 on LFW images outside View 2 and on masked copies of the same images, where the target is
 always the HOG box of the bare face. On held-out LFW faces, the landmarks started from the
-predicted box are the same as those started from HOG's box for most faces.
+predicted box are the same as those started from HOG's box for most faces. The map's inputs
+do not depend on where the face is or how large it is. BlazeFace's own precision does,
+because the network sees only 128 pixels. So callers detect a face that is small in its
+photo a second time, in a crop that frames it as :data:`FACE_FRACTION` says.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from importlib.resources import files
 
 import numpy as np
 
+# BlazeFace's box side over the image side (median) on the LFW images the map was fitted on.
+FACE_FRACTION = 0.42
 N_FEATURES = 14  # 6 keypoints (x, y), the box's aspect, a constant
 
 
