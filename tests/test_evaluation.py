@@ -87,6 +87,20 @@ def test_worker_processes_give_the_same_result_in_order(faces: Path, tmp_path: P
         np.testing.assert_array_equal(a, b)
 
 
+def test_workers_import_only_what_they_use():
+    import subprocess
+    import sys
+
+    # a spawned detection worker imports this module: the renderers and scikit-learn
+    # would add seconds to every worker's start
+    code = ("import sys, maskface.evaluation.embeddings, maskface; "
+            "print(sorted(m for m in ('sklearn', 'maskface.render.renderer2d', 'torch') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_exclude_policy_and_unreadable(faces: Path, tmp_path: Path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")

@@ -76,7 +76,6 @@ class ShortRangeDetector:
             out.append((box.ravel(), score, (kp - offset) * _SIZE / scale))
         return out
 
-
     def reframe(self, image: np.ndarray, box: np.ndarray, fraction: float
                 ) -> tuple[np.ndarray, float, np.ndarray] | None:
         """Detect the face at ``box`` again, in a square crop it spans ``fraction`` of.
