@@ -16,6 +16,7 @@ from maskface.evaluation.embeddings import EmbeddingCache, embed_paths, file_dig
 from maskface.evaluation.report import build_report, histogram_overlap, write_report
 from maskface.evaluation.verification import evaluate_protocols
 from maskface.recognizers import Recognizer, list_recognizers, register_recognizer
+from tests.conftest import modules_loaded_by
 
 
 class ColourRecognizer(Recognizer):
@@ -88,17 +89,11 @@ def test_worker_processes_give_the_same_result_in_order(faces: Path, tmp_path: P
 
 
 def test_workers_import_only_what_they_use():
-    import subprocess
-    import sys
-
     # a spawned detection worker imports this module: the renderers and scikit-learn
     # would add seconds to every worker's start
-    code = ("import sys, maskface.evaluation.embeddings, maskface; "
-            "print(sorted(m for m in ('sklearn', 'maskface.render.renderer2d', 'torch') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "[]"
+    loaded = modules_loaded_by("import maskface.evaluation.embeddings, maskface",
+                               ("sklearn", "maskface.render.renderer2d", "torch"))
+    assert loaded == []
 
 
 def test_exclude_policy_and_unreadable(faces: Path, tmp_path: Path):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ from maskface.recognizers.templates import (
     points5_from_68,
     similarity_transform,
 )
-from tests.conftest import read_rgb
+from tests.conftest import modules_loaded_by, read_rgb
 
 torch = pytest.importorskip("torch")
 
@@ -444,11 +442,9 @@ def test_registry_builds_model_recognizers(files, onnx_files, chips) -> None:
 
 
 def test_importing_recognizers_imports_no_model_runtime() -> None:
-    code = ("import sys, maskface.recognizers as r; r.list_recognizers(); "
-            "print(sorted(m for m in ('torch', 'onnxruntime', 'timm') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).parents[1])
-    assert out.stdout.strip() == "[]"
+    loaded = modules_loaded_by("import maskface.recognizers as r; r.list_recognizers()",
+                               ("torch", "onnxruntime", "timm"))
+    assert loaded == []
 
 
 # --- errors --------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ DETECTORS = ("dlib", "blazeface", "mediapipe")
 # detector gives on LFW deep-funneled 250x250 images.
 CENTER_BOX = (0.28, 0.32, 0.70, 0.74)
 _PIPELINE_VERSION = 1
+_CHUNK = 8  # images a detection worker takes at a time
 
 
 def file_digest(path: str | os.PathLike[str]) -> str:
@@ -261,7 +262,7 @@ def _lower_priority() -> None:
         os.nice(10)
 
 
-def _detections(tasks: list, workers: int, chunk: int = 8,
+def _detections(tasks: list, workers: int, chunk: int = _CHUNK,
                 window: int = 32) -> Iterator[tuple[np.ndarray | None, str]]:
     """Chips cut by ``workers`` processes, in task order.
 
@@ -342,7 +343,7 @@ def embed_paths(
         pending.clear()
 
     # Room for the batch being embedded and the next few, so the workers never wait for it.
-    chips = _detections(tasks, n_workers, chunk=8, window=4 * max(1, batch_size // 8))
+    chips = _detections(tasks, n_workers, window=4 * max(1, batch_size // _CHUNK))
     for path, (chip, how) in zip(todo, chips, strict=True):
         if bar is not None:
             bar.update()
