@@ -4,8 +4,9 @@
         --styles surgical,n95,kn95,cloth --vary
     python benchmarks/bench_attributes_utkface.py --masked /tmp/utk-masked --work /tmp/attr
 
-Embeds a seeded random order of the sample in chunks (cached per chunk, so an interrupted run
-resumes and ``--limit`` uses a random subset), then runs the four-combination study on the
+Embeds a seeded random order of the sample in chunks (into the SQLite embedding cache
+``--work/embeddings.sqlite``, so an interrupted run resumes and ``--limit`` uses a random
+subset), then runs the four-combination study on the
 random and uniform splits and writes JSON + HTML reports under ``--work``.
 """
 
@@ -18,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from maskface.attributes.features import cached_embeddings
+from maskface.attributes.features import embed_images
 from maskface.attributes.report import write_report
 from maskface.attributes.study import load_masked_pairs, run_study
+from maskface.evaluation.embeddings import EmbeddingCache
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,14 +43,14 @@ def main() -> None:
     if args.limit:
         order = order[: args.limit]
     unmasked, masked, seconds = [], [], 0.0
+    cache = EmbeddingCache(args.work / "embeddings.sqlite")
     for start in range(0, len(order), args.chunk):
         idx = order[start : start + args.chunk]
-        clean = cached_embeddings(args.work / f"unmasked-{args.seed}-{start:05d}.npz",
-                                  [pairs.unmasked[i] for i in idx], progress=True)
-        # The masked copy is aligned with its original's landmarks (same chip geometry).
-        mask = cached_embeddings(args.work / f"masked-{args.seed}-{start:05d}.npz",
-                                 [pairs.masked[i] for i in idx], landmarks=clean.landmarks,
-                                 progress=True)
+        originals = [pairs.unmasked[i] for i in idx]
+        clean = embed_images(originals, cache=cache, progress=True)
+        # The masked copy is cut where its original's face is (same chip geometry).
+        mask = embed_images([pairs.masked[i] for i in idx], align_with=originals, cache=cache,
+                            progress=True)
         unmasked.append(clean)
         masked.append(mask)
         seconds += clean.seconds + mask.seconds

@@ -47,10 +47,16 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         f.write(data)
 
 
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as the UTF-8 JSON :func:`write_json_atomic` writes (sorted keys, indent 2,
+    trailing newline); raises ``ValueError``/``TypeError`` unless it is strictly JSON-able."""
+    text = json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as JSON (sorted keys, indent 2, trailing newline) to ``path`` atomically."""
-    text = json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
-    write_bytes_atomic(path, (text + "\n").encode("utf-8"))
+    write_bytes_atomic(path, json_bytes(obj))
 
 
 def remove_stale_temps(root: str | os.PathLike[str]) -> int:

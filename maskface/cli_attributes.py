@@ -7,14 +7,17 @@ from pathlib import Path
 
 import click
 
-from maskface.attributes.splits import SPLIT_KINDS
-from maskface.attributes.targets import TARGETS
+from maskface.cli_common import MaskfaceGroup, listed_choice
+
+# Read when a command runs: importing maskface.attributes loads scikit-learn.
+_SPLITS = listed_choice("maskface.attributes.splits", "SPLIT_KINDS", "split kind")
+_TARGETS = listed_choice("maskface.attributes.targets", "TARGETS", "target")
 
 _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 _COMMON = [
     click.argument("data", type=_DIR),
     click.argument("masked", type=_DIR),
-    click.option("--split", "split_kind", type=click.Choice(SPLIT_KINDS), default="uniform",
+    click.option("--split", "split_kind", type=_SPLITS, default="uniform",
                  show_default=True, help="uniform: stratified on the target; or random."),
     click.option("--seed", type=int, default=0, show_default=True),
     click.option("--limit", type=int, default=None, help="Use a seeded random subset."),
@@ -29,7 +32,7 @@ def _common(func):
     return func
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=MaskfaceGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def attributes() -> None:
     """Predict sex, race and age from masked and unmasked faces (UTKFace).
 
@@ -74,7 +77,7 @@ def study(data: Path, masked: Path, split_kind: str, seed: int, limit: int | Non
 
 @attributes.command()
 @_common
-@click.option("--target", type=click.Choice(list(TARGETS)), required=True)
+@click.option("--target", type=_TARGETS, required=True)
 @click.option("--train-on", type=click.Choice(["unmasked", "masked"]), default="masked",
               show_default=True, help="Which copy the model learns from.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -87,24 +90,13 @@ def train(data: Path, masked: Path, split_kind: str, seed: int, limit: int | Non
     Example:
       maskface attributes train utk/ utk-masked/ --target age --train-on masked --out age.pkl
     """
-    from maskface.attributes.baseline import fit_baseline
-    from maskface.attributes.pipeline import pair_features, save_model
-    from maskface.attributes.splits import make_split, save_split
-    from maskface.attributes.study import strata
-    from maskface.attributes.targets import target_values
+    from maskface.attributes.train_eval import train_attribute_model
 
-    pairs, features, info = pair_features(data, masked, cache or out.parent / "cache",
-                                          limit=limit, seed=seed)
-    split = make_split(strata(pairs.attributes, target), split_kind, seed=seed)
-    names = [p.name for p in pairs.unmasked]
-    split_path = save_split(split, out.with_suffix(".split.csv"), names)
-    y, x = target_values(pairs.attributes, target), features[train_on]
-    model = fit_baseline(x[split.train], y[split.train], target, x[split.val], y[split.val])
-    meta = {"target": target, "train_on": train_on, "split": split_kind, "seed": seed,
-            "limit": limit, "split_csv": str(split_path), **info}
-    save_model(model, out, meta)
+    trained = train_attribute_model(data, masked, target, out, train_on=train_on,
+                                    split_kind=split_kind, seed=seed, limit=limit, cache=cache)
+    model = trained.model
     click.echo(f"{target}: picked {model.name} on validation {model.val_scores} "
-               f"in {model.fit_seconds:.1f} s; wrote {out} and {split_path}")
+               f"in {model.fit_seconds:.1f} s; wrote {out} and {trained.split_csv}")
 
 
 @attributes.command(name="eval")
@@ -123,31 +115,9 @@ def evaluate_cmd(model_path: Path, data: Path, masked: Path, cache: Path | None,
     Example:
       maskface attributes eval race.pkl utk/ utk-masked/ --out race-report/
     """
-    from maskface.attributes.metrics import evaluate
-    from maskface.attributes.pipeline import load_model, pair_features
-    from maskface.attributes.report import write_report
-    from maskface.attributes.splits import load_split
-    from maskface.attributes.study import breakdown_groups
-    from maskface.attributes.targets import target_values
+    from maskface.attributes.train_eval import evaluate_attribute_model
 
-    model, meta = load_model(model_path)
-    pairs, features, info = pair_features(data, masked, cache or model_path.parent / "cache",
-                                          limit=meta["limit"], seed=meta["seed"])
-    split, names = load_split(meta["split_csv"])
-    if names != [p.name for p in pairs.unmasked]:
-        raise click.ClickException("the data does not match the images the model's split lists")
-    test, target = split.test, meta["target"]
-    y = target_values(pairs.attributes, target)[test]
-    groups = breakdown_groups(pairs.attributes, test)
-    results = {}
-    for cond in ("unmasked", "masked"):
-        scores = evaluate(target, y, model.predict(features[cond][test]), groups)
-        results[f"train_{meta['train_on']}/test_{cond}"] = {"model": model.name, **scores}
-    result = {"meta": {**meta, **info, "targets": [target], "samples": len(pairs.attributes),
-                       "fractions": [0.7, 0.1, 0.2]},
-              "summary": {k: v["overall"] for k, v in results.items()},
-              "results": {target: results}}
-    paths = write_report(result, out)
+    result, paths = evaluate_attribute_model(model_path, data, masked, out, cache=cache)
     click.echo(json.dumps(result["summary"], indent=1))
     click.echo(f"wrote {paths['json']} and {paths['html']}")
 
@@ -157,7 +127,7 @@ _TEST_ON = {"unmasked": ("unmasked",), "masked": ("masked",), "both": ("unmasked
 
 @attributes.command()
 @_common
-@click.option("--target", type=click.Choice(list(TARGETS)), required=True)
+@click.option("--target", type=_TARGETS, required=True)
 @click.option("--train-on", "--train", "train_on", type=click.Choice(["unmasked", "masked"]),
               default="masked", show_default=True, help="Which copy the network learns from.")
 @click.option("--test-on", "--test", "test_on", type=click.Choice(list(_TEST_ON)),

@@ -151,8 +151,25 @@ def eval_command(
     click.echo(f"{len(emb.paths)} images ({emb.cached} cached), {len(emb.fallback_used)} "
                f"centre-box fallbacks, {len(emb.failures)} failures to enrol; "
                f"{timings['total_s']:.1f} s")
+    _echo_left_out(emb.failures, results)
     for kind, p in paths.items():
         click.echo(f"wrote {p} ({kind})")
+
+
+_SHOWN_FAILURES = 10
+
+
+def _echo_left_out(failures: list[tuple[str, str]], results: list) -> None:
+    """Name the images that could not be used and count the pairs left out, on the console
+    (report.json lists them all)."""
+    for path, reason in failures[:_SHOWN_FAILURES]:
+        click.echo(f"  not used: {path}: {reason}")
+    if len(failures) > _SHOWN_FAILURES:
+        click.echo(f"  ... {len(failures) - _SHOWN_FAILURES} more in report.json")
+    for res in results:
+        if res.excluded:
+            click.echo(f"{res.protocol}: {len(res.excluded)} pair(s) left out "
+                       "(images above; listed in report.json)")
 
 
 @click.command("compare")

@@ -11,6 +11,7 @@ but silently fills truncated files with grey, which is exactly what must not hap
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import struct
@@ -22,11 +23,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from maskface.atomic import atomic_writer
-from maskface.errors import ImageReadError
+from maskface.atomic import write_bytes_atomic
+from maskface.errors import ImageReadError, InvalidInputError
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# Extensions whose files keep an alpha channel when written.
+ALPHA_EXTENSIONS: tuple[str, ...] = (".png", ".webp", ".tif", ".tiff")
 DEFAULT_MAX_PIXELS = 100_000_000
+# The longest side maskface accepts: OpenCV code inside MediaPipe aborts the whole process
+# (SIGABRT, no exception) on an image 32,767 pixels wide or high, as its coordinates are shorts.
+MAX_SIDE = 32_766
 
 # Pillow's JPEG plugin also opens the multi-picture (MPO) JPEGs many cameras write.
 _READ_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF")
@@ -55,13 +61,15 @@ _DATA_ERRORS = (SyntaxError, ValueError, EOFError, IndexError, struct.error, zli
 def read_image(
     path: str | os.PathLike[str],
     *,
-    keep_alpha: bool = False,
+    keep_alpha: bool | str = False,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
     """Read an image file as a writable, C-contiguous ``uint8`` array, upright per its EXIF.
 
     Returns (H, W, 3) RGB, or (H, W, 4) RGBA when ``keep_alpha`` is true (alpha 255 where the
-    file has none). Without ``keep_alpha`` the alpha channel is dropped, not composited.
+    file has none) or ``"auto"`` and the file has transparency. Otherwise the alpha channel
+    is dropped, not composited. Images with a side of more than :data:`MAX_SIDE` pixels are
+    refused (``too_large``): native code further on would abort the process.
     Grayscale, palette, 1-bit and CMYK images become RGB; 16-bit samples are scaled to 8 bits
     (``round(v / 257)``; 32-bit integer samples are taken as 16-bit, float ones as [0, 1]).
     Images with more than ``max_pixels`` pixels are refused (``None``: no limit of ours;
@@ -84,6 +92,13 @@ def read_image(
             raise _decode_error(name, exc) from None
         with im:
             width, height = im.size
+            if max(width, height) > MAX_SIDE:
+                raise ImageReadError(
+                    name,
+                    "too_large",
+                    f"Cannot read {name}: it is {width}x{height} pixels, and maskface takes "
+                    f"at most {MAX_SIDE:,} pixels a side.",
+                )
             if max_pixels is not None and width * height > max_pixels:
                 raise ImageReadError(
                     name,
@@ -94,7 +109,8 @@ def read_image(
             try:
                 im.load()
                 orientation = _orientation(im)
-                pixels = _to_uint8(im, keep_alpha)
+                alpha = _has_alpha(im) if keep_alpha == "auto" else bool(keep_alpha)
+                pixels = _to_uint8(im, alpha)
             except (OSError, MemoryError, Image.DecompressionBombError, *_DATA_ERRORS) as exc:
                 raise _decode_error(name, exc) from None
     return _apply_orientation(pixels, orientation)
@@ -106,29 +122,75 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray, *, quality: int
     The format follows the extension (one of :data:`IMAGE_EXTENSIONS`); ``quality`` applies to
     JPEG and WebP. No metadata is written, so equal pixels always give equal bytes.
     """
+    write_bytes_atomic(path, encode_image(path, image, quality=quality))
+
+
+def encode_image(path: str | os.PathLike[str], image: np.ndarray, *, quality: int = 95) -> bytes:
+    """The bytes :func:`write_image` would write to ``path`` (format from its extension)."""
     fmt = _WRITE_FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
-        raise ValueError(f"Cannot write {os.fspath(path)}: unknown image extension.")
+        raise InvalidInputError(f"Cannot write {os.fspath(path)}: unknown image extension.")
     pixels = np.asarray(image)
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[..., 0]
     if pixels.dtype != np.uint8 or not (
         pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))
     ):
-        raise ValueError(
+        raise InvalidInputError(
             f"Cannot write {os.fspath(path)}: expected a uint8 gray, RGB or RGBA image, "
             f"got {pixels.dtype} with shape {pixels.shape}."
         )
     if fmt == "JPEG" and pixels.ndim == 3 and pixels.shape[2] == 4:
-        raise ValueError(f"Cannot write {os.fspath(path)}: JPEG has no alpha channel.")
+        raise InvalidInputError(f"Cannot write {os.fspath(path)}: JPEG has no alpha channel.")
     options: dict[str, object] = {}
     if fmt in ("JPEG", "WEBP"):
         options["quality"] = quality
     elif fmt == "TIFF":
         options["compression"] = "tiff_deflate"
     im = Image.fromarray(np.ascontiguousarray(pixels))
-    with atomic_writer(path) as f:
-        im.save(f, format=fmt, **options)
+    buffer = io.BytesIO()
+    im.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def check_image(image: np.ndarray, what: str = "image") -> np.ndarray:
+    """``image`` as a C-contiguous ``uint8`` gray (H, W), RGB (H, W, 3) or RGBA (H, W, 4)
+    array, or an :class:`~maskface.errors.InvalidInputError` that says what is wrong with it.
+
+    (H, W, 1) becomes (H, W). Empty images and sides above :data:`MAX_SIDE` are refused.
+    """
+    if not isinstance(image, np.ndarray):
+        raise InvalidInputError(f"the {what} must be a numpy array, not {type(image).__name__}")
+    pixels = image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))):
+        raise InvalidInputError(
+            f"the {what} must be gray (H, W), RGB (H, W, 3) or RGBA (H, W, 4); "
+            f"got shape {image.shape}")
+    if pixels.dtype != np.uint8:
+        hint = ""
+        if np.issubdtype(pixels.dtype, np.floating):
+            hint = ("; for floats in [0, 1] use "
+                    "np.clip(image * 255, 0, 255).round().astype(np.uint8)")
+        elif pixels.dtype == np.uint16:
+            hint = "; for 16-bit samples use (image // 257).astype(np.uint8)"
+        raise InvalidInputError(
+            f"the {what} must be uint8 (0-255), not {pixels.dtype}{hint}")
+    height, width = pixels.shape[:2]
+    if height == 0 or width == 0:
+        raise InvalidInputError(f"the {what} is empty (shape {image.shape})")
+    if max(height, width) > MAX_SIDE:
+        raise InvalidInputError(
+            f"the {what} is {width}x{height} pixels; maskface takes at most {MAX_SIDE:,} "
+            "pixels a side (OpenCV cannot address more)")
+    return np.ascontiguousarray(pixels)
+
+
+def to_rgb(image: np.ndarray, what: str = "image") -> np.ndarray:
+    """A checked (:func:`check_image`) image as RGB: gray is repeated, alpha dropped."""
+    pixels = check_image(image, what)
+    if pixels.ndim == 2:
+        return np.repeat(pixels[..., None], 3, axis=2)
+    return pixels if pixels.shape[2] == 3 else np.ascontiguousarray(pixels[..., :3])
 
 
 def is_image_path(path: str | os.PathLike[str]) -> bool:
@@ -290,6 +352,11 @@ def _orientation(im: Image.Image) -> int:
         # Broken EXIF must not cost the pixels: the image is then taken as stored.
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _has_alpha(im: Image.Image) -> bool:
+    """Whether the decoded image carries transparency (an alpha band or a transparent colour)."""
+    return "A" in im.getbands() or "transparency" in im.info
 
 
 def _to_uint8(im: Image.Image, keep_alpha: bool) -> np.ndarray:

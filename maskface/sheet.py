@@ -8,11 +8,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskface.errors import InvalidInputError, MaskfaceError
 from maskface.geometry.analysers import FaceAnalyser, create_analyser
 from maskface.geometry.face import Face
 from maskface.imageio import iter_images, read_image
 from maskface.styles.registry import list_styles, style_class
-from maskface.synthesis import mask_image
+from maskface.synthesis import MIN_FACE, mask_image, select_faces
 
 _LABEL_H = 22
 
@@ -68,14 +69,16 @@ def style_rows(
     seed: int = 0,
     analyser: FaceAnalyser | None = None,
     crop: bool = True,
+    min_face: float = MIN_FACE,
 ) -> list[list[tuple[str, np.ndarray]]]:
     """One sheet row per image: the original, then the image masked in every style (by each
-    renderer in turn, side by side, when several are given)."""
+    renderer in turn, side by side, when several are given). Faces are chosen as
+    :func:`~maskface.mask_image` chooses them (the largest of at least ``min_face`` px)."""
     styles = list(styles or builtin_styles())
     finder = analyser or create_analyser("mediapipe")
     rows = []
     for name, image in images:
-        faces = finder(image)[:1]
+        faces = select_faces(image, "largest", analyser=finder, min_face=min_face)
         if not faces:
             continue
         face = faces[0]
@@ -94,23 +97,31 @@ def style_rows(
 
 
 def varied_pose_images(
-    root: Path, count: int = 6, scan: int = 400, analyser: FaceAnalyser | None = None
+    root: Path, count: int = 6, scan: int = 400, analyser: FaceAnalyser | None = None,
+    min_face: float = MIN_FACE,
 ) -> list[tuple[str, np.ndarray]]:
     """Pick ``count`` images from a face tree spanning head poses (yaw from left to right).
 
-    Scans an evenly spaced, deterministic sample of ``scan`` images.
+    Scans an evenly spaced, deterministic sample of ``scan`` images; unreadable ones are
+    passed over.
     """
     finder = analyser or create_analyser("mediapipe")
     paths = list(iter_images(root))
     if not paths:
-        raise FileNotFoundError(f"no images under {root}")
+        raise InvalidInputError(f"no images under {root}")
     step = max(1, len(paths) // scan)
     scored = []
     for path in paths[::step][:scan]:
-        image = read_image(path)
-        faces = finder(image)
+        try:
+            image = read_image(path)
+        except MaskfaceError:
+            continue
+        faces = select_faces(image, "largest", analyser=finder, min_face=min_face)
         if faces:
             scored.append((faces[0].pose.yaw, faces[0].pose.pitch, path.stem, image))
+    if not scored:
+        raise InvalidInputError(f"no face found in the {len(paths[::step][:scan])} images "
+                                f"scanned under {root}")
     scored.sort(key=lambda t: t[0])
     targets = np.linspace(scored[0][0], scored[-1][0], count)
     picked, used = [], set()
@@ -135,7 +146,7 @@ DEMO_LOOKS: tuple[tuple[str, str, str, dict], ...] = (
 
 def demo_tiles(image: np.ndarray, seed: int = 0) -> list[tuple[str, np.ndarray]]:
     """The image, then masked in every built-in style and in the :data:`DEMO_LOOKS`."""
-    faces = create_analyser("mediapipe")(image)[:1]
+    faces = select_faces(image, "largest")
     if not faces:
         return []
     looks = [(name, name, "correct", {}) for name in builtin_styles()] + list(DEMO_LOOKS)

@@ -133,20 +133,27 @@ def test_study_four_combinations_and_report(tmp_path):
 
 
 @needs_utk
-def test_embeddings_of_real_utkface_crops():
+def test_embeddings_of_real_utkface_crops(tmp_path):
     from maskface.attributes.features import embed_images
     from maskface.datasets import load_dataset
+    from maskface.evaluation.embeddings import EmbeddingCache
 
     dataset = load_dataset("utkface", UTK)
     assert len(dataset.problems) >= 1  # the sample's malformed names are reported
     paths = [s.path for s in dataset.samples[:4]]
-    feats = embed_images(paths)
-    assert feats.embeddings.shape == (4, 128)
+    cache = EmbeddingCache(tmp_path / "embeddings.sqlite")
+    feats = embed_images(paths, cache=cache, workers=1)
+    assert feats.embeddings.shape == (4, 128) and feats.cached == 0
     assert np.allclose(np.linalg.norm(feats.embeddings, axis=1), 1, atol=1e-4)
-    # Re-using the landmarks must give the same chips, hence the same embeddings.
-    again = embed_images(paths, landmarks=feats.landmarks)
-    assert np.allclose(again.embeddings, feats.embeddings, atol=1e-5)
     assert not np.allclose(feats.embeddings[0], feats.embeddings[1])
+    # Aligned with itself is the image's own chip: the same cache entry, no new work.
+    again = embed_images(paths, align_with=paths, cache=cache, workers=1)
+    assert again.cached == 4 and np.array_equal(again.embeddings, feats.embeddings)
+    # Aligned with another photo of the same size: that photo's face places the chip.
+    swapped = embed_images(paths[:2], align_with=paths[1::-1], cache=cache, workers=1)
+    assert swapped.cached == 0
+    assert not np.allclose(swapped.embeddings[0], feats.embeddings[0], atol=1e-3)
+    cache.close()
 
 
 @pytest.mark.parametrize("command", [[], ["study"], ["train"], ["eval"], ["finetune"]])
@@ -176,7 +183,7 @@ def utk_chips():
     samples = load_dataset("utkface", UTK).samples[:60]
     picked = [s for s in samples if s.attributes["gender"] == 0][:4] + \
         [s for s in samples if s.attributes["gender"] == 1][:4]
-    chips = cut_chips([s.path for s in picked])
+    chips = cut_chips([s.path for s in picked], workers=1)
     return chips, [s.attributes for s in picked], [s.path for s in picked]
 
 
@@ -205,7 +212,7 @@ def test_chips_are_what_the_baseline_embeds(utk_chips, one_thread):
 
     chips, _, paths = utk_chips
     assert chips.chips.shape == (8, 150, 150, 3) and chips.chips.dtype == np.uint8
-    feats = embed_images(paths[:3], landmarks=chips.landmarks[:3])
+    feats = embed_images(paths[:3], workers=1)
     again = create_recognizer("dlib-resnet").embed_chips(chips.chips[:3])
     assert np.allclose(feats.embeddings, again, atol=1e-6)
 
@@ -360,3 +367,53 @@ def test_cli_finetune_writes_report_and_model(tmp_path, one_thread):
     assert report["meta"]["config"]["backbone"] == "dlib-resnet"
     assert (out / "model.pt").is_file() and (out / "report.html").is_file()
     assert (out / "cache/chips-masked.npz").is_file()
+
+
+def test_attribute_chips_are_the_chips_eval_cuts(lfw, tmp_path, one_thread):
+    """One locator for every command: the attribute study cuts, from an LFW photo, the chip
+    'maskface eval' cuts, embeds it to the same vector, and shares eval's SQLite cache."""
+    import cv2
+
+    from maskface.attributes.features import cached_chips, cut_chips, embed_images
+    from maskface.evaluation.embeddings import EmbeddingCache, _chip, embed_paths
+    from maskface.geometry.locate import cut_chip, locate
+    from maskface.recognizers import create_recognizer
+    from tests.conftest import read_rgb
+
+    paths = [lfw / "Aaron_Eckhart/Aaron_Eckhart_0001.jpg",
+             lfw / "Tony_Blair/Tony_Blair_0001.jpg", lfw / "Colin_Powell/Colin_Powell_0001.jpg"]
+    rec = create_recognizer("dlib-resnet")
+    eval_chips = [_chip((str(p), "blazeface", 1, rec.alignment, rec.chip_size, rec.padding))
+                  for p in paths]
+    chips = cut_chips(paths, workers=1)
+    for (expected, how), got in zip(eval_chips, chips.chips, strict=True):
+        assert how == "detected"
+        np.testing.assert_array_equal(got, expected)
+    assert not chips.fallback.any()
+
+    # the same embeddings, read back from the cache eval writes
+    cache = EmbeddingCache(tmp_path / "embeddings.sqlite")
+    evaluated = embed_paths(paths, rec, cache=cache, workers=1)
+    studied = embed_images(paths, rec, cache=cache, workers=1)
+    assert studied.cached == 3
+    np.testing.assert_array_equal(studied.embeddings, evaluated.embeddings)
+
+    # a masked copy is cut where its original's face is: only the covered pixels differ
+    covered = tmp_path / "covered.png"
+    image = read_rgb(paths[0])
+    masked = image.copy()
+    masked[150:215, 80:170] = (60, 90, 150)
+    cv2.imwrite(str(covered), masked[:, :, ::-1])
+    [copy] = cut_chips([covered], align_with=[paths[0]], workers=1).chips
+    np.testing.assert_array_equal(copy, cut_chip(masked, locate(image), rec.alignment,
+                                                 rec.chip_size, rec.padding))
+    different = copy != chips.chips[0]
+    assert different.any() and different.any(axis=2)[:40].sum() == 0  # the eyes are untouched
+    # the chip cache holds these files' chips, and is redone when a file changes
+    first = cached_chips(tmp_path / "c.npz", [covered], align_with=[paths[0]])
+    assert cached_chips(tmp_path / "c.npz", [covered], align_with=[paths[0]]).seconds == \
+        first.seconds
+    cv2.imwrite(str(covered), image[:, :, ::-1])
+    redone = cached_chips(tmp_path / "c.npz", [covered], align_with=[paths[0]])
+    np.testing.assert_array_equal(redone.chips[0], chips.chips[0])
+    cache.close()

@@ -35,6 +35,10 @@ class MarkJob:
     sleep: float = 0.0
     boom: bool = True
 
+    def options(self) -> dict:
+        # The pause changes nothing in the outputs: runs with another pause may be resumed.
+        return {"boom": self.boom}
+
     def __call__(self, image: np.ndarray, *, relpath: str, seed: int) -> JobResult:
         time.sleep(self.sleep)
         if "crash" in relpath:
@@ -174,7 +178,8 @@ def test_parallel_matches_serial_and_survives_a_worker_crash(tmp_path: Path) -> 
 
     one = tree_digest(tmp_path / "one")
     two = tree_digest(tmp_path / "two")
-    one.pop("manifest.csv"), two.pop("manifest.csv")
+    for made in (one, two):
+        made.pop("manifest.csv"), made.pop("manifest.run.json")
     assert one == two and len(one) == 2 * 13
 
     rows = {r["input"]: r for r in assert_complete(tmp_path / "two", expected)}
@@ -206,8 +211,10 @@ def test_resume_skips_done_inputs_and_retries_errors(tmp_path: Path) -> None:
     assert again.skipped == len(expected) - 1 and again.counts["error"] == 1
     assert tree_digest(tmp_path / "out").keys() == first.keys()
 
+    # The job's settings changed, so resuming has to be forced.
     fixed = run_batch(
-        tmp_path / "in", tmp_path / "out", MarkJob(boom=False), workers=1, progress=False
+        tmp_path / "in", tmp_path / "out", MarkJob(boom=False), workers=1, progress=False,
+        force=True,
     )
     assert fixed.counts == {"ok": 1, "no_face": 0, "unreadable": 0, "error": 0}
     assert_complete(tmp_path / "out", {**expected, "deep/er/boom.png": "ok"})
@@ -372,7 +379,8 @@ def test_parquet_manifest(tmp_path: Path) -> None:
     assert {r.input: r.status for r in rows} == expected
 
     again = run_batch(
-        tmp_path / "in", out, MarkJob(boom=False), workers=1, manifest="m.parquet", progress=False
+        tmp_path / "in", out, MarkJob(boom=False), workers=1, manifest="m.parquet", progress=False,
+        force=True,
     )
     assert again.skipped == len(expected) - 1 and again.counts["ok"] == 1
     rows = list(read_manifest(out / "m.parquet"))
@@ -462,3 +470,197 @@ def test_summary_line() -> None:
         "4 images in 2.0 s (2.0/s): 3 ok, 1 no_face, 0 unreadable, 0 error; "
         "2 already done; manifest out/manifest.csv"
     )
+
+
+# --- outputs never shared, settings recorded, odd inputs (issue 14) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def face_png() -> bytes:
+    """The sample face as PNG bytes (masking it is real work: MediaPipe and the renderer)."""
+    import io
+
+    from skimage import data
+
+    buffer = io.BytesIO()
+    Image.fromarray(data.astronaut()[40:300, 120:330]).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _faces(root: Path, names: list[str], face_png: bytes) -> None:
+    for k, name in enumerate(names):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image = Image.open(__import__("io").BytesIO(face_png))
+        if k % 2:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        image.convert("RGB").save(path, format="PNG" if name.lower().endswith("png") else "JPEG")
+
+
+def test_two_inputs_never_share_an_output(tmp_path: Path, face_png: bytes) -> None:
+    from maskface.mask_job import MaskJob
+
+    # a.jpg + a.JPG write a.jpg; a.png and a.jpg write a.png with png output; and the sidecars
+    # of b.jpg and b.png are both b.mask.png and b.json.
+    _faces(tmp_path / "in", ["a.jpg", "a.JPG", "a.png", "d/b.jpg", "d/b.png"], face_png)
+    job = MaskJob(save_alpha=True, save_json=True, image_format=".png")
+    summary = run_batch(tmp_path / "in", tmp_path / "out", job, workers=1, progress=False)
+    assert summary.counts["ok"] == 5
+    rows = {r["input"]: r for r in manifest_rows(tmp_path / "out" / "manifest.csv")}
+    outputs = [o for r in rows.values() for o in r["outputs"].split(";")]
+    assert len(outputs) == 15 and len({o.lower() for o in outputs}) == 15
+    made = {p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*")
+            if p.is_file()}
+    assert made == {*outputs, "manifest.csv", "manifest.run.json"}
+    # a.png keeps its name (its output is exactly its own file name); the others yield in
+    # sorted order and are named after their own full name, compared ignoring case as on
+    # macOS and Windows (a.JPG.png and a.jpg.png would be one file there).
+    assert rows["a.png"]["outputs"] == "a.png;a.mask.png;a.json"
+    assert rows["a.JPG"]["outputs"] == "a.JPG.png;a.JPG.mask.png;a.JPG.json"
+    assert rows["a.jpg"]["outputs"] == "a.jpg-2.png;a.jpg-2.mask.png;a.jpg-2.json"
+    assert rows["d/b.png"]["outputs"] == "d/b.png;d/b.mask.png;d/b.json"
+    assert rows["d/b.jpg"]["outputs"] == "d/b.jpg.png;d/b.jpg.mask.png;d/b.jpg.json"
+    assert json.loads(rows["a.jpg"]["info"])["output_base"] == "a.jpg-2.jpg"
+    sidecars = MaskJob(save_alpha=True, save_json=True)  # only the sidecars would collide
+    run_batch(tmp_path / "in" / "d", tmp_path / "side", sidecars, workers=1, progress=False)
+    assert {r["input"]: r["outputs"] for r in manifest_rows(tmp_path / "side" / "manifest.csv")} \
+        == {"b.jpg": "b.jpg;b.mask.png;b.json", "b.png": "b.png.png;b.png.mask.png;b.png.json"}
+    for row in rows.values():  # every sidecar belongs to its own image
+        sidecar = json.loads((tmp_path / "out" / row["outputs"].split(";")[2]).read_text())
+        assert sidecar["input"] == row["input"]
+
+    # A new sibling never takes the names of an input done by an earlier run.
+    before = tree_digest(tmp_path / "out")
+    _faces(tmp_path / "in", ["A.png"], face_png)
+    again = run_batch(tmp_path / "in", tmp_path / "out", job, workers=1, progress=False)
+    assert again.skipped == 5 and again.counts["ok"] == 1
+    after = tree_digest(tmp_path / "out")
+    assert {k: v for k, v in after.items() if k in before and not k.startswith("manifest")} \
+        == {k: v for k, v in before.items() if not k.startswith("manifest")}
+    new = manifest_rows(tmp_path / "out" / "manifest.csv")[-1]
+    assert new["input"] == "A.png" and new["outputs"].startswith("A.png.png;")
+
+
+def test_resuming_with_other_settings_is_refused_unless_forced(tmp_path: Path) -> None:
+    make_tree(tmp_path / "in", count=2)
+    out = tmp_path / "out"
+    run_batch(tmp_path / "in", out, MarkJob(), workers=1, progress=False)
+    record = json.loads((out / "manifest.run.json").read_text())
+    assert record["settings"]["seed"] == 0 and record["settings"]["job"]["boom"] is True
+    with pytest.raises(BatchError, match=r"seed 0 -> 1.*--force"):
+        run_batch(tmp_path / "in", out, MarkJob(), seed=1, workers=1, progress=False)
+    with pytest.raises(BatchError, match="boom True -> False"):
+        run_batch(tmp_path / "in", out, MarkJob(boom=False), workers=1, progress=False)
+    # Same settings resume; a pause that changes no output is not a setting (options()).
+    same = run_batch(tmp_path / "in", out, MarkJob(sleep=0.001), workers=1, progress=False)
+    assert same.skipped == len(manifest_rows(out / "manifest.csv")) - 1
+    forced = run_batch(tmp_path / "in", out, MarkJob(), seed=1, workers=1, progress=False,
+                       force=True)
+    assert forced.counts["error"] == 1  # only the failed input is redone
+    record = json.loads((out / "manifest.run.json").read_text())
+    assert record["settings"]["seed"] == 1 and record["earlier"][0]["seed"] == 0
+    # Starting afresh is always allowed.
+    run_batch(tmp_path / "in", out, MarkJob(), seed=2, workers=1, progress=False, resume=False)
+    assert "earlier" not in json.loads((out / "manifest.run.json").read_text())
+
+
+def _wide_png(path: Path, width: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((2, width, 3), 120, np.uint8)).save(path)
+
+
+def test_images_of_32767_pixels_a_side_get_a_row_not_a_crash(tmp_path: Path) -> None:
+    _wide_png(tmp_path / "in" / "wide.png", 32767)
+    _wide_png(tmp_path / "in" / "fine.png", 32766)
+    run_batch(tmp_path / "in", tmp_path / "out", MarkJob(), workers=1, progress=False)
+    rows = {r["input"]: r for r in manifest_rows(tmp_path / "out" / "manifest.csv")}
+    assert (rows["wide.png"]["status"], rows["wide.png"]["reason"]) == ("unreadable", "too_large")
+    assert "32,766 pixels a side" in json.loads(rows["wide.png"]["info"])["message"]
+    assert rows["fine.png"]["status"] == "ok"
+
+    # The real job and the detector, in a process of their own: OpenCV used to abort it.
+    (tmp_path / "in" / "fine.png").unlink()  # detecting on 32,766 x 2 px takes long
+    script = (
+        "import sys\nfrom click.testing import CliRunner\nfrom maskface.cli import main\n"
+        "r = CliRunner().invoke(main, ['apply', sys.argv[1], sys.argv[2], '--workers', '1',"
+        " '--quiet'])\nprint('apply', r.exit_code)\n"
+        "r = CliRunner().invoke(main, ['detect', sys.argv[1] + '/wide.png'])\n"
+        "print('detect', r.exit_code, r.output.strip())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "in"),
+                           str(tmp_path / "masked")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "apply 3" in done.stdout and "detect 1 Error: Cannot read" in done.stdout
+    (row,) = manifest_rows(tmp_path / "masked" / "manifest.csv")
+    assert (row["input"], row["status"], row["reason"]) == ("wide.png", "unreadable", "too_large")
+
+
+def test_transparency_is_kept_where_the_format_stores_it(tmp_path: Path, face_png: bytes) -> None:
+    from maskface.mask_job import MaskJob
+
+    face = np.asarray(Image.open(__import__("io").BytesIO(face_png)).convert("RGB"))
+    alpha = np.full(face.shape[:2], 255, np.uint8)
+    alpha[:, :40] = 0  # a transparent band, away from the face
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.dstack([face, alpha])).save(tmp_path / "in" / "cut-out.png")
+    Image.fromarray(face).save(tmp_path / "in" / "opaque.png")
+    run_batch(tmp_path / "in", tmp_path / "out", MaskJob(), workers=1, progress=False)
+    masked = Image.open(tmp_path / "out" / "cut-out.png")
+    assert masked.mode == "RGBA"
+    assert np.array_equal(np.asarray(masked)[..., 3], alpha)
+    assert Image.open(tmp_path / "out" / "opaque.png").mode == "RGB"  # no alpha invented
+    run_batch(tmp_path / "in", tmp_path / "jpg", MaskJob(image_format=".jpg"), workers=1,
+              progress=False)
+    assert Image.open(tmp_path / "jpg" / "cut-out.jpg").mode == "RGB"
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file names must be UTF-8")
+def test_file_names_that_are_not_utf8(tmp_path: Path, face_png: bytes) -> None:
+    pytest.importorskip("pyarrow")
+    from maskface.mask_job import MaskJob
+
+    (tmp_path / "in").mkdir()
+    raw = os.fsencode(tmp_path / "in") + b"/caf\xe9.png"
+    with open(raw, "wb") as f:
+        f.write(face_png)
+    name = os.fsdecode(b"caf\xe9.png")
+    job = MaskJob(save_json=True)
+    for manifest in ("manifest.csv", "m.parquet"):
+        out = tmp_path / manifest.replace(".", "-")
+        summary = run_batch(tmp_path / "in", out, job, workers=1, manifest=manifest,
+                            progress=False)
+        assert summary.counts["ok"] == 1
+        (row,) = read_manifest(out / manifest)
+        assert row.input == name and row.status == "ok"
+        assert os.path.exists(os.fsencode(out) + b"/caf\xe9.png")
+        sidecar = json.loads((out / os.fsdecode(b"caf\xe9.json")).read_text("utf-8"))
+        assert sidecar["input"] == "caf\\xe9.png"  # printable, and still the same byte
+        again = run_batch(tmp_path / "in", out, job, workers=1, manifest=manifest,
+                          progress=False)
+        assert again.skipped == 1 and again.processed == 0
+    # Any UTF-8 reader takes the CSV manifest, and the Parquet one.
+    assert manifest_rows(tmp_path / "manifest-csv" / "manifest.csv")[0]["input"] == "caf\\xe9.png"
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "m-parquet" / "m.parquet").column("input").to_pylist() == [
+        "caf\\xe9.png"]
+
+
+@dataclass(frozen=True)
+class HalfBadJob:
+    """An image output, then a sidecar that cannot be JSON (NaN)."""
+
+    def __call__(self, image: np.ndarray, *, relpath: str, seed: int) -> JobResult:
+        stem = relpath.rsplit(".", 1)[0]
+        return JobResult("ok", [JobOutput(f"{stem}.png", image),
+                                JobOutput(f"{stem}.json", {"score": float("nan")})])
+
+
+def test_a_result_that_cannot_be_written_whole_leaves_no_file(tmp_path: Path) -> None:
+    make_tree(tmp_path / "in", count=1)
+    run_batch(tmp_path / "in", tmp_path / "out", HalfBadJob(), workers=1, progress=False)
+    rows = manifest_rows(tmp_path / "out" / "manifest.csv")
+    assert {r["status"] for r in rows if not r["input"].startswith("bad/")} == {"error"}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "manifest.csv", "manifest.run.json"]

@@ -44,7 +44,8 @@ def test_apply_tree_with_manifest_and_sidecars(tree, tmp_path):
     args = ["apply", str(tree), str(out), "--styles", "surgical,kn95", "--per-image", "2",
             "--save-alpha", "--save-json", "--workers", "1", "--quiet", "--seed", "4"]
     result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
+    # broken.jpg is unreadable: the run finishes, and exit code 3 tells scripts so.
+    assert result.exit_code == 3, result.output
     rows = _manifest(out / "manifest.csv")
     assert set(rows) == {"people/anna/a1.jpg", "people/b.png", "blank.jpg", "broken.jpg"}
     assert rows["people/anna/a1.jpg"]["status"] == "ok"
@@ -65,7 +66,7 @@ def test_apply_tree_with_manifest_and_sidecars(tree, tmp_path):
 
     # Same command again: everything is already done, nothing is redone.
     again = CliRunner().invoke(main, args)
-    assert again.exit_code == 0 and "4 already done" in again.output
+    assert again.exit_code == 3 and "4 already done" in again.output
 
 
 def test_apply_is_deterministic(tree, tmp_path):
@@ -82,7 +83,7 @@ def test_apply_is_deterministic(tree, tmp_path):
 def test_apply_rejects_bad_options(tree, tmp_path):
     runner = CliRunner()
     bad_style = runner.invoke(main, ["apply", str(tree), str(tmp_path / "o"), "--styles", "x"])
-    assert bad_style.exit_code == 2 and "unknown style" in bad_style.output
+    assert bad_style.exit_code == 2 and "unknown mask style" in bad_style.output
     bad_colour = runner.invoke(main, ["apply", str(tree), str(tmp_path / "o"), "--color", "zz"])
     assert bad_colour.exit_code == 2 and "zz" in bad_colour.output
     inside = runner.invoke(main, ["apply", str(tree), str(tree / "masked"), "--quiet"])
@@ -124,3 +125,106 @@ def test_sheet_compares_renderers_on_the_sample(tmp_path):
     assert sheet.shape[1] == 5 * 160  # original + 2 styles x 2 renderers
     bad = CliRunner().invoke(main, ["sheet", str(out), "--renderers", "4d"])
     assert bad.exit_code == 2
+
+
+# --- one set of masking options, registry choices, exit codes, eval messages (issue 14) ----
+
+
+def _option_names(command) -> set[str]:
+    return {name for p in command.params for name in p.opts if name.startswith("--")}
+
+
+def test_apply_and_datasets_mask_share_their_masking_options(tree, tmp_path):
+    from maskface.cli_datasets import datasets
+
+    apply_opts = _option_names(main.commands["apply"])
+    mask_opts = _option_names(datasets.commands["mask"])
+    assert mask_opts - apply_opts == {"--layout"} and apply_opts <= mask_opts
+    assert {"--per-image", "--variants", "--color", "--pattern", "--format", "--min-face",
+            "--force"} <= mask_opts
+
+    # datasets mask takes --per-image, --color and --format; apply takes --variants.
+    out = tmp_path / "masked"
+    result = CliRunner().invoke(main, [
+        "datasets", "mask", "folder", str(tree / "people"), str(out), "--per-image", "2",
+        "--styles", "cloth,kn95", "--color", "navy", "--format", "png", "--workers", "1",
+        "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (out / "anna").glob("a1_*.png")) in (
+        ["a1_0_cloth.png", "a1_1_kn95.png"], ["a1_0_kn95.png", "a1_1_cloth.png"])
+    result = CliRunner().invoke(main, ["apply", str(tree / "people"), str(tmp_path / "o"),
+                                       "--variants", "2", "--workers", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "o" / "anna").glob("a1_*.jpg"))) == 2
+
+
+def test_choices_come_from_the_registries_and_take_the_api_spellings(tree, tmp_path):
+    from maskface.geometry.analysers import list_analysers
+    from maskface.render.registry import list_renderers
+
+    help_text = CliRunner().invoke(main, ["apply", "--help"]).output
+    assert f"[{'|'.join(list_renderers())}]" in help_text
+    assert f"[{'|'.join(list_analysers())}]" in help_text
+    out = tmp_path / "out"
+    # Aliases and spellings the API accepts: half-mask is the respirator.
+    result = CliRunner().invoke(main, [
+        "apply", str(tree / "people" / "anna"), str(out), "--styles", "Half-Mask,KN95",
+        "--per-image", "2", "--wear", "Under-Nose", "--renderer", "2D",
+        "--analyser", "MediaPipe", "--workers", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(_manifest(out / "manifest.csv")["a1.jpg"]["info"])
+    assert sorted(info["styles"]) == ["kn95", "respirator"]
+    bad = CliRunner().invoke(main, ["sheet", str(tmp_path / "s.png"), "--wear", "sideways"])
+    assert bad.exit_code == 2 and "choose from correct, under_nose, chin" in bad.output
+
+
+def test_exit_codes_tell_scripts_how_a_run_went(tree, tmp_path):
+    people = ["apply", str(tree / "people"), str(tmp_path / "ok"), "--workers", "1", "--quiet"]
+    assert CliRunner().invoke(main, people).exit_code == 0
+    everything = ["apply", str(tree), str(tmp_path / "all"), "--workers", "1", "--quiet"]
+    result = CliRunner().invoke(main, everything)
+    assert result.exit_code == 3 and "1 input(s) unreadable or failed" in result.output
+    # Resuming with another seed mixes two runs: refused, unless --force.
+    again = CliRunner().invoke(main, [*everything, "--seed", "5"])
+    assert again.exit_code == 1 and "seed 0 -> 5" in again.output
+    assert "--force" in again.output and "Traceback" not in again.output
+    forced = CliRunner().invoke(main, [*everything, "--seed", "5", "--force"])
+    assert forced.exit_code == 3 and "4 already done" in forced.output
+
+
+def test_eval_on_a_one_fold_protocol_names_what_it_left_out(tmp_path):
+    from maskface.cli_eval import eval_command
+    from maskface.recognizers import Recognizer, list_recognizers, register_recognizer
+
+    class MeanColour(Recognizer):
+        name, dim = "cli-test-colour", 3
+
+        def descriptors(self, chips):
+            return chips.reshape(len(chips), -1, 3).mean(axis=1) - 100.0
+
+    if "cli-test-colour" not in list_recognizers():
+        register_recognizer("cli-test-colour", MeanColour)
+    colours = {"ann": (200, 40, 40), "bob": (40, 200, 40), "cid": (40, 40, 200)}
+    for who, colour in colours.items():
+        for k in (1, 2):
+            pixels = np.clip(np.array(colour) + 4 * k, 0, 255).astype(np.uint8)
+            (tmp_path / "data" / who).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.tile(pixels, (120, 120, 1))).save(
+                tmp_path / "data" / who / f"{k}.png")
+    rows = [(1, f"{w}/1.png", f"{w}/2.png") for w in colours]
+    rows += [(0, "ann/1.png", "bob/2.png"), (0, "bob/1.png", "cid/2.png"),
+             (0, "cid/1.png", "ann/2.png"), (1, "ann/1.png", "ann/3.png")]  # ann/3: missing
+    lines = ["# one fold", f"# root unmasked: {tmp_path / 'data'}",
+             "pair,fold,same,a_side,a,b_side,b,identity_a,identity_b,source_line"]
+    lines += [f"{i},1,{same},unmasked,{a},unmasked,{b},x,y,{i + 1}"
+              for i, (same, a, b) in enumerate(rows)]
+    protocol = tmp_path / "proto" / "own_unmasked-unmasked.csv"
+    protocol.parent.mkdir()
+    protocol.write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(eval_command, [
+        "--recognizer", "cli-test-colour", "--protocol", str(protocol), "--no-cache",
+        "--bootstrap", "0", "--workers", "1", "--quiet", "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    assert "| unmasked-unmasked | all |" in result.output
+    assert str(tmp_path / "data" / "ann" / "3.png") in result.output  # named on the console
+    assert "1 pair(s) left out" in result.output

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maskface.evaluation.embeddings import DETECTORS, locate
+from maskface.geometry.locate import DETECTORS, locate
 from tests.conftest import read_rgb
 
 
@@ -57,8 +57,8 @@ def test_hog_box_map_is_exact_least_squares_and_equivariant():
 
 
 def test_hog_box_predicted_from_blazeface_matches_hog(lfw_images: list[np.ndarray]):
-    from maskface.evaluation.embeddings import _blazeface, _dlib_models
     from maskface.geometry import hog_box
+    from maskface.geometry.locate import _blazeface, _dlib_models
 
     ious = []
     for image in lfw_images:

@@ -118,3 +118,139 @@ def test_add_mask_transform_is_reproducible(astronaut):
     assert out1["mask_params"]["style"] in ("surgical", "kn95")
     skip = maskface.AddMask(p=0.0)(image=astronaut)
     assert skip["mask_params"] is None and skip["image"] is astronaut
+
+
+# --- input checks, face choice, status, gaps (issue 14) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("image", "words"),
+    [
+        (np.zeros((64, 64, 3), np.float32), "uint8"),
+        (np.zeros((64, 64, 3), np.uint16), "16-bit"),
+        (np.zeros((0, 64, 3), np.uint8), "empty"),
+        (np.zeros((64, 64, 2), np.uint8), "must be gray"),
+        (np.zeros((4, 64, 64, 3), np.uint8), "must be gray"),
+        ([[0, 1], [2, 3]], "numpy array"),
+    ],
+)
+def test_mask_image_checks_its_input(image, words):
+    from maskface.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=words):
+        maskface.mask_image(image)
+
+
+def test_gray_and_rgba_images_are_masked_in_their_own_layout(astronaut, astronaut_face):
+    rgb = maskface.mask_image(astronaut, "kn95", faces=[astronaut_face], seed=2)
+    gray = maskface.mask_image(astronaut.mean(axis=2).astype(np.uint8), "kn95", seed=2)
+    assert gray.image.shape == astronaut.shape[:2] and gray.status == "ok"
+    covered = gray.alpha == 255
+    assert covered.mean() > 0.01
+    assert np.array_equal(gray.image[~(gray.alpha > 0)],
+                          astronaut.mean(axis=2).astype(np.uint8)[~(gray.alpha > 0)])
+
+    transparency = np.full(astronaut.shape[:2], 100, np.uint8)
+    transparency[:, :100] = 0
+    rgba = maskface.mask_image(np.dstack([astronaut, transparency]), "kn95",
+                               faces=[astronaut_face], seed=2)
+    assert rgba.image.shape == (*astronaut.shape[:2], 4)
+    assert np.array_equal(rgba.image[..., :3], rgb.image)
+    # The transparency is kept where there is no mask; the mask itself is opaque.
+    assert np.array_equal(rgba.image[..., 3][rgba.alpha == 0], transparency[rgba.alpha == 0])
+    assert (rgba.image[..., 3][rgba.alpha == 255] == 255).all()
+
+
+def test_sides_of_32767_pixels_are_refused_before_native_code():
+    # OpenCV inside MediaPipe aborts the whole process on such images: run it apart.
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, maskface\n"
+        "for call in (maskface.detect_faces, maskface.mask_image):\n"
+        "    try:\n"
+        "        call(np.zeros((40, 32767, 3), np.uint8))\n"
+        "    except maskface.InvalidInputError as e:\n"
+        "        print('refused:', e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("refused: the image is 32767x40 pixels") == 2
+
+
+def test_min_face_applies_to_the_api_the_batch_job_and_the_sheets(astronaut):
+    from maskface.mask_job import MaskJob
+    from maskface.sheet import style_rows
+
+    assert maskface.mask_image(astronaut, min_face=90).status == "ok"  # the face is ~95 px
+    assert maskface.mask_image(astronaut, min_face=120).status == "no_face"
+    assert maskface.select_faces(astronaut, "all", min_face=120) == []
+    job = MaskJob(min_face=120)
+    result = job(astronaut, relpath="a.png", seed=0)
+    assert result.status == "no_face" and result.outputs == []
+    assert "none at least 120 px" in result.reason
+    assert MaskJob(min_face=90)(astronaut, relpath="a.png", seed=0).status == "ok"
+    assert style_rows([("a", astronaut)], ["kn95"], min_face=120) == []
+    assert len(style_rows([("a", astronaut)], ["kn95"], min_face=90)) == 1
+
+
+def test_status_comes_from_what_was_drawn(astronaut):
+    from maskface.mask_job import MaskJob
+
+    # The face is found, but a mask worn on the chin falls below this crop: nothing is drawn.
+    crop = np.ascontiguousarray(astronaut[:120])
+    assert len(maskface.detect_faces(crop)) == 1
+    result = MaskJob(wear=("chin",))(crop, relpath="top.png", seed=0)
+    assert result.status == "no_face" and result.outputs == []
+    assert "no mask could be drawn" in result.reason
+    kept = MaskJob(wear=("chin",), keep_unmasked=True)(crop, relpath="top.png", seed=0)
+    assert kept.status == "no_face" and np.array_equal(kept.outputs[0].data, crop)
+    assert MaskJob(wear=("under_nose",))(astronaut, relpath="a.png", seed=0).status == "ok"
+
+
+# Faces whose masks had a few pixels of face showing through inside the mask (dark dots),
+# where an ear loop leaves the mask or between two triangles: (image, style, seed).
+_GAPPY = [
+    ("Adriana_Lima/Adriana_Lima_0001.jpg", "kn95", 1),
+    ("Allison_Janney/Allison_Janney_0001.jpg", "respirator", 4),
+    ("Art_Howe/Art_Howe_0002.jpg", "surgical", 10),
+    ("Colin_Powell/Colin_Powell_0038.jpg", "cloth", 23),
+    ("Hal_Gehman/Hal_Gehman_0005.jpg", "kn95", 51),
+    ("Kenneth_Branagh/Kenneth_Branagh_0001.jpg", "n95", 77),
+]
+
+
+def _enclosed_gaps(alpha: np.ndarray, largest: int = 8) -> list[int]:
+    """Sizes of the small patches under half covered that the mask surrounds entirely."""
+    import cv2
+
+    count, _, stats, _ = cv2.connectedComponentsWithStats((alpha < 128).astype(np.uint8),
+                                                          connectivity=4)
+    h, w = alpha.shape
+    return [int(area) for x, y, bw, bh, area in stats[1:count]
+            if area <= largest and x > 0 and y > 0 and x + bw < w and y + bh < h]
+
+
+def test_no_pinholes_inside_the_mask(lfw):
+    for name, style, seed in _GAPPY:
+        result = maskface.mask_image(read_rgb(lfw / name), style, seed=seed)
+        assert result.status == "ok"
+        assert _enclosed_gaps(result.alpha) == [], name
+
+    from maskface.synthesis import fill_holes
+    # A one-pixel gap and a 2x2 hole take the colour and coverage around them; an opening
+    # wider than a pixel that reaches the outside is left alone.
+    rgb = np.full((20, 20, 3), 0.8, np.float32)
+    alpha = np.zeros((20, 20), np.float32)
+    alpha[2:18, 2:18] = 1.0
+    alpha[5, 5] = 0.0
+    alpha[10:12, 10:12] = 0.1
+    alpha[2:18, 14:17] = 0.0  # a cut through the mask, open at both ends
+    rgb[5, 5] = rgb[10:12, 10:12] = 0.0
+    before = alpha.copy()
+    assert fill_holes(rgb, alpha) == 5
+    assert alpha[5, 5] == 1.0 and (alpha[10:12, 10:12] == 1.0).all()
+    assert np.allclose(rgb[5, 5], 0.8) and np.allclose(rgb[10:12, 10:12], 0.8)
+    assert (alpha[2:18, 14:17] == 0).all() and (alpha >= before).all()

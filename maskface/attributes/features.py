@@ -1,28 +1,37 @@
-"""Aligned face chips of UTKFace-style crops and their frozen embeddings, cached to ``.npz``.
+"""Face chips of UTKFace-style crops and their frozen embeddings, as every command cuts them.
 
-Faces are located with dlib's detector + 68 landmarks. UTKFace crops are already aligned, so
-when the detector misses, the landmark model is run on a fixed central box instead (counted
-in ``fallback``). A masked copy can be aligned with its unmasked original's ``landmarks``:
-the mask does not move the face, so both copies get the very same chip geometry and only the
-pixels under the mask differ. The fine-tuned networks train on the very chips the embedding
-baseline embeds (:func:`cut_chips`), so both see the same faces.
+Faces are found and chips cut by :mod:`maskface.geometry.locate` (BlazeFace -> dlib's 68
+points by default, the centre box when no face is found, counted in ``fallback``), and
+embedded by :func:`maskface.evaluation.embeddings.embed_paths` with its SQLite cache: the same
+recognizer gets the same chip, and the same embedding, from the same photo in ``maskface
+eval``, the attribute study and training.
+
+A masked copy is cut where its unmasked original's face is (``align_with``): the mask does
+not move the face, so both copies get the very same chip geometry and only the pixels under
+the mask differ. The fine-tuned networks train on the very chips the embedding baseline
+embeds (:func:`cut_chips`), so both see the same faces.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from maskface.atomic import atomic_writer
-from maskface.imageio import read_image
+from maskface.errors import MaskfaceError
 
-# Central box (fractions of width/height) where aligned UTKFace crops hold the face.
-_CENTRE_BOX = (0.15, 0.15, 0.85, 0.9)
+PathLike = str | os.PathLike[str]
+_CHIP_CACHE_VERSION = 2  # 1: file names only, dlib HOG and the study's own centre box
+
+
+class FeatureError(MaskfaceError):
+    """Images of the attribute study could not be read or aligned."""
 
 
 @dataclass
@@ -31,193 +40,156 @@ class Features:
 
     embeddings: np.ndarray
     fallback: np.ndarray
-    landmarks: np.ndarray
     seconds: float = 0.0
+    cached: int = 0
 
 
-def face_landmarks68(image: np.ndarray) -> tuple[np.ndarray, bool]:
-    """68 landmarks (68, 2) of the largest face, and whether the centre-box fallback was used."""
-    import dlib
+@dataclass
+class Chips:
+    """Aligned uint8 RGB chips (N, 150, 150, 3) in path order (dlib-resnet's chips)."""
 
-    from maskface.geometry.dlib_backend import _models
-
-    detector, predictor = _models()
-    image = np.ascontiguousarray(image)
-    # Upsampling is not needed: UTKFace faces are well above the detector's 80 px minimum.
-    rects = detector(image, 0)
-    fallback = not rects
-    if fallback:
-        h, w = image.shape[:2]
-        x0, y0, x1, y1 = _CENTRE_BOX
-        rect = dlib.rectangle(int(x0 * w), int(y0 * h), int(x1 * w), int(y1 * h))
-    else:
-        rect = max(rects, key=lambda r: r.area())
-    shape = predictor(image, rect)
-    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64), fallback
+    chips: np.ndarray
+    fallback: np.ndarray
+    seconds: float = 0.0
 
 
 def dlib_chip(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """The 150x150 dlib chip of one face, cut exactly as the dlib-resnet recognizer cuts it."""
+    from maskface.geometry.locate import cut_chip
     from maskface.recognizers.dlib_resnet import DlibResNetRecognizer as Rec
-    from maskface.recognizers.templates import align_chip
 
     # The recognizer's class attributes, not a copy of their values: embeddings and
     # fine-tuning chips can never drift apart.
-    return align_chip(image, landmarks, Rec.alignment, Rec.chip_size, Rec.padding)
+    return cut_chip(image, landmarks, Rec.alignment, Rec.chip_size, Rec.padding)
 
 
-def _aligned_chips(
-    paths: Sequence[str | os.PathLike[str]],
-    align: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    landmarks: np.ndarray | None,
-    progress: bool,
-    desc: str,
-) -> tuple[Iterator[np.ndarray], np.ndarray, np.ndarray]:
-    """A lazy stream of chips in path order, plus the landmark and fallback arrays it fills.
+def _check(paths: Sequence[PathLike], align_with: Sequence[PathLike | None] | None) -> None:
+    if align_with is not None and len(align_with) != len(paths):
+        raise FeatureError(f"{len(paths)} images but {len(align_with)} to align them with")
 
-    ``landmarks`` (N, 68, 2), when given, align the images instead of detecting faces.
-    """
-    if landmarks is not None and len(landmarks) != len(paths):
-        raise ValueError(f"{len(paths)} paths but {len(landmarks)} landmark sets")
-    fallback = np.zeros(len(paths), dtype=bool)
-    points = np.zeros((len(paths), 68, 2)) if landmarks is None else np.asarray(landmarks)
 
-    def stream() -> Iterator[np.ndarray]:
-        items: Iterable[int] = range(len(paths))
-        if progress:
-            from tqdm import tqdm
-
-            items = tqdm(items, desc=desc, unit="img")
-        for i in items:
-            image = read_image(paths[i])
-            if landmarks is None:
-                points[i], fallback[i] = face_landmarks68(image)
-            yield align(image, points[i])
-
-    return stream(), points, fallback
+def _raise_failures(failures: Sequence[tuple[str, str]]) -> None:
+    if failures:
+        first = "; ".join(f"{p}: {why}" for p, why in failures[:3])
+        raise FeatureError(f"{len(failures)} image(s) of the study cannot be used ({first}).")
 
 
 def embed_images(
-    paths: Sequence[str | os.PathLike[str]],
+    paths: Sequence[PathLike],
     recognizer=None,
     *,
-    landmarks: np.ndarray | None = None,
+    align_with: Sequence[PathLike | None] | None = None,
+    cache=None,
+    detector: str = "blazeface",
+    workers: int | None = None,
     batch_size: int = 64,
     progress: bool = False,
 ) -> Features:
     """Embed one face per image with ``recognizer`` (default: dlib-resnet).
 
-    ``landmarks`` (N, 68, 2), when given, align the images instead of detecting faces.
+    ``align_with`` (one image or ``None`` per path, e.g. the unmasked originals of masked
+    copies) places each chip where that image's face is. ``cache``: an
+    :class:`~maskface.evaluation.embeddings.EmbeddingCache` (the one ``maskface eval`` uses).
+    Every image must be readable (:class:`FeatureError` names those that are not).
     """
+    from maskface.evaluation.embeddings import embed_paths
     from maskface.recognizers import DEFAULT_DLIB_RECOGNIZER, create_recognizer
 
+    _check(paths, align_with)
     rec = recognizer or create_recognizer(DEFAULT_DLIB_RECOGNIZER)
     start = time.perf_counter()
-    stream, points, fallback = _aligned_chips(paths, rec.align, landmarks, progress,
-                                              "embedding")
-    out: list[np.ndarray] = []
-    chips: list[np.ndarray] = []
-    for chip in stream:
-        chips.append(chip)
-        if len(chips) == batch_size:
-            out.append(rec.embed_chips(np.stack(chips)))
-            chips = []
-    if chips:
-        out.append(rec.embed_chips(np.stack(chips)))
-    embeddings = np.concatenate(out) if out else np.zeros((0, rec.dim), np.float32)
-    return Features(embeddings, fallback, points, time.perf_counter() - start)
-
-
-@dataclass
-class Chips:
-    """Aligned uint8 RGB chips (N, 150, 150, 3) in path order, with the landmarks that cut them."""
-
-    chips: np.ndarray
-    fallback: np.ndarray
-    landmarks: np.ndarray
-    seconds: float = 0.0
+    result = embed_paths(paths, rec, cache=cache, fallback="center", detector=detector,
+                         workers=workers, batch_size=batch_size, progress=progress,
+                         align_with=align_with)
+    _raise_failures(result.failures)
+    fallback = np.array([m == "center" for m in result.methods], dtype=bool)
+    return Features(result.embeddings, fallback, time.perf_counter() - start, result.cached)
 
 
 def cut_chips(
-    paths: Sequence[str | os.PathLike[str]],
+    paths: Sequence[PathLike],
     *,
-    landmarks: np.ndarray | None = None,
+    align_with: Sequence[PathLike | None] | None = None,
+    detector: str = "blazeface",
+    workers: int | None = None,
     progress: bool = False,
 ) -> Chips:
     """The dlib-resnet chips of one face per image (what :func:`embed_images` embeds).
 
-    ``landmarks`` (N, 68, 2), when given, align the images instead of detecting faces.
-    """
-    from maskface.recognizers.dlib_resnet import CHIP_SIZE
+    ``align_with`` as for :func:`embed_images`. Cut by the detection workers ``maskface
+    eval`` uses, so the chips are eval's to the byte."""
+    from maskface.evaluation.embeddings import _detections, auto_workers
+    from maskface.recognizers.dlib_resnet import DlibResNetRecognizer as Rec
 
+    _check(paths, align_with)
     start = time.perf_counter()
-    stream, points, fallback = _aligned_chips(paths, dlib_chip, landmarks, progress, "chips")
-    chips = np.zeros((len(paths), CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
-    for i, chip in enumerate(stream):
-        chips[i] = chip
-    return Chips(chips, fallback, points, time.perf_counter() - start)
+    tasks = [(str(p), detector, 1, Rec.alignment, Rec.chip_size, Rec.padding,
+              *(() if align_with is None or align_with[i] is None else (str(align_with[i]),)))
+             for i, p in enumerate(paths)]
+    chips = np.zeros((len(paths), Rec.chip_size, Rec.chip_size, 3), dtype=np.uint8)
+    fallback = np.zeros(len(paths), dtype=bool)
+    bar = None
+    if progress and tasks:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(tasks), desc="chips", unit="img")
+    failures = []
+    for i, (chip, how) in enumerate(_detections(tasks, workers or auto_workers(len(tasks)))):
+        if bar is not None:
+            bar.update()
+        if chip is None:
+            failures.append((str(paths[i]), how))
+            continue
+        chips[i], fallback[i] = chip, how == "center"
+    if bar is not None:
+        bar.close()
+    _raise_failures(failures)
+    return Chips(chips, fallback, time.perf_counter() - start)
 
 
-def _names(paths: Sequence[str | os.PathLike[str]]) -> np.ndarray:
-    return np.array([Path(p).name for p in paths])
+def _chip_key(paths: Sequence[PathLike], align_with: Sequence[PathLike | None] | None,
+              detector: str) -> str:
+    """What the chips of ``paths`` depend on: the files' contents and how they are cut."""
+    from maskface.evaluation.embeddings import file_digest
+    from maskface.recognizers.dlib_resnet import DlibResNetRecognizer as Rec
 
+    if detector == "blazeface":  # refitting the box map moves every landmark
+        from maskface.geometry.hog_box import weights_digest
 
-def _read_cache(cache: Path, names: np.ndarray, *keys: str) -> list[np.ndarray] | None:
-    """The ``keys`` arrays of ``cache`` when it holds exactly ``names`` in this order."""
-    if not cache.exists():
-        return None
-    with np.load(cache) as data:
-        if data["names"].shape != names.shape or not bool((data["names"] == names).all()):
-            return None
-        return [data[k] for k in keys]
-
-
-def _cached(cache: str | os.PathLike[str], paths: Sequence[str | os.PathLike[str]],
-            kind: type, field: str, make: Callable[[], Features | Chips]):
-    """``kind`` read from ``cache`` when it matches ``paths``, else ``make()`` written to it."""
-    cache = Path(cache)
-    names = _names(paths)
-    stored = _read_cache(cache, names, field, "fallback", "landmarks", "seconds")
-    if stored is not None:
-        *arrays, seconds = stored
-        return kind(*arrays, float(seconds))
-    result = make()
-    with atomic_writer(cache) as fh:
-        np.savez(fh, names=names, **{field: getattr(result, field)}, fallback=result.fallback,
-                 landmarks=result.landmarks, seconds=result.seconds)
-    return result
-
-
-def cached_landmarks(
-    cache: str | os.PathLike[str], paths: Sequence[str | os.PathLike[str]]
-) -> np.ndarray | None:
-    """The landmarks stored in an embedding or chip cache for exactly these paths, else None."""
-    stored = _read_cache(Path(cache), _names(paths), "landmarks")
-    return None if stored is None else stored[0]
+        detector = f"blazeface-{weights_digest()}"
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"v{_CHIP_CACHE_VERSION}|{detector}|{Rec.alignment}|{Rec.chip_size}|"
+             f"{Rec.padding}".encode())
+    for i, p in enumerate(paths):
+        h.update(file_digest(p).encode())
+        if align_with is not None and align_with[i] is not None:
+            h.update(b"@" + file_digest(align_with[i]).encode())
+    return h.hexdigest()
 
 
 def cached_chips(
-    cache: str | os.PathLike[str],
-    paths: Sequence[str | os.PathLike[str]],
-    **kwargs,
+    cache: PathLike,
+    paths: Sequence[PathLike],
+    *,
+    align_with: Sequence[PathLike | None] | None = None,
+    detector: str = "blazeface",
+    progress: bool = False,
 ) -> Chips:
-    """:func:`cut_chips`, read from / written to ``cache`` (``.npz``) keyed on the paths.
+    """:func:`cut_chips`, read from / written to ``cache`` (``.npz``).
 
-    Uncompressed on purpose: chips are ~67 kB each and JPEG noise compresses poorly, while
-    reading 8,000 of them back takes about a second.
+    The file is used only when it holds the chips of these very files (by content), cut the
+    same way; otherwise they are cut again and the file replaced. Uncompressed on purpose:
+    chips are ~67 kB each and JPEG noise compresses poorly, while reading 8,000 of them back
+    takes about a second.
     """
-    return _cached(cache, paths, Chips, "chips", lambda: cut_chips(paths, **kwargs))
-
-
-def cached_embeddings(
-    cache: str | os.PathLike[str],
-    paths: Sequence[str | os.PathLike[str]],
-    recognizer=None,
-    **kwargs,
-) -> Features:
-    """:func:`embed_images`, read from / written to ``cache`` (``.npz``) keyed on the paths.
-
-    The cache is used only when it holds exactly these file names in this order.
-    """
-    return _cached(cache, paths, Features, "embeddings",
-                   lambda: embed_images(paths, recognizer, **kwargs))
+    cache = Path(cache)
+    key = _chip_key(paths, align_with, detector)
+    if cache.exists():
+        with np.load(cache) as data:
+            if "key" in data.files and str(data["key"]) == key:
+                return Chips(data["chips"], data["fallback"], float(data["seconds"]))
+    result = cut_chips(paths, align_with=align_with, detector=detector, progress=progress)
+    with atomic_writer(cache) as fh:
+        np.savez(fh, key=np.array(key), chips=result.chips, fallback=result.fallback,
+                 seconds=result.seconds)
+    return result

@@ -14,13 +14,7 @@ import numpy as np
 
 from maskface.atomic import atomic_writer
 from maskface.attributes.baseline import BaselineModel
-from maskface.attributes.features import (
-    Chips,
-    Features,
-    cached_chips,
-    cached_embeddings,
-    cached_landmarks,
-)
+from maskface.attributes.features import Chips, Features, cached_chips, embed_images
 from maskface.attributes.study import (
     CONDITIONS,
     MaskedPairs,
@@ -29,6 +23,9 @@ from maskface.attributes.study import (
     strata,
     style_counts,
 )
+
+# The embedding cache file in the study's cache folder (the SQLite cache of maskface eval).
+EMBEDDING_CACHE = "embeddings.sqlite"
 
 if TYPE_CHECKING:  # torch is imported only by the fine-tuning commands
     import torch
@@ -63,13 +60,25 @@ def pair_features(
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[MaskedPairs, dict[str, np.ndarray], dict[str, Any]]:
-    """Pairs, their ``unmasked``/``masked`` embeddings (cached in ``cache_dir``) and timings."""
+    """Pairs, their ``unmasked``/``masked`` embeddings and timings.
+
+    Embeddings are cached in ``cache_dir/embeddings.sqlite``, the SQLite cache ``maskface
+    eval`` keeps (pass that file as its ``--cache`` to share them). The masked copies are
+    cut where their originals' faces are: identical chip geometry, only the mask differs.
+    """
+    from maskface.evaluation.embeddings import EmbeddingCache
+
     pairs = pair_subset(load_masked_pairs(data, masked), limit, seed)
-    cache = Path(cache_dir)
-    clean = cached_embeddings(cache / "unmasked.npz", pairs.unmasked, progress=progress)
-    # Same landmarks for the masked copy: identical chip geometry, only the mask differs.
-    covered = cached_embeddings(cache / "masked.npz", pairs.masked, landmarks=clean.landmarks,
-                                progress=progress)
+    cache = EmbeddingCache(Path(cache_dir) / EMBEDDING_CACHE)
+    n = len(pairs.unmasked)
+    try:
+        # One pass over both copies keeps the detection workers busy throughout.
+        both = embed_images([*pairs.unmasked, *pairs.masked], cache=cache,
+                            align_with=[None] * n + list(pairs.unmasked), progress=progress)
+    finally:
+        cache.close()
+    clean = Features(both.embeddings[:n], both.fallback[:n], both.seconds / 2)
+    covered = Features(both.embeddings[n:], both.fallback[n:], both.seconds / 2)
     info = _info(pairs, clean, covered, "embedding_seconds")
     return pairs, {"unmasked": clean.embeddings, "masked": covered.embeddings}, info
 
@@ -100,16 +109,13 @@ def pair_chips(
 ) -> tuple[MaskedPairs, dict[str, np.ndarray], dict[str, Any]]:
     """Pairs and their ``unmasked``/``masked`` uint8 chips (cached in ``cache_dir``), and timings.
 
-    The chips are the ones :func:`pair_features` embeds: the landmarks come from its
-    embedding cache when it holds these images (else dlib finds them on the unmasked copy),
-    and the masked copy is cut with its original's landmarks.
+    The chips are the ones :func:`pair_features` embeds, and the masked copy is cut where
+    its original's face is.
     """
     pairs = pair_subset(load_masked_pairs(data, masked), limit, seed)
     cache = Path(cache_dir)
-    landmarks = cached_landmarks(cache / "unmasked.npz", pairs.unmasked)
-    clean = cached_chips(cache / "chips-unmasked.npz", pairs.unmasked, landmarks=landmarks,
-                         progress=progress)
-    covered = cached_chips(cache / "chips-masked.npz", pairs.masked, landmarks=clean.landmarks,
+    clean = cached_chips(cache / "chips-unmasked.npz", pairs.unmasked, progress=progress)
+    covered = cached_chips(cache / "chips-masked.npz", pairs.masked, align_with=pairs.unmasked,
                            progress=progress)
     info = _info(pairs, clean, covered, "chip_seconds")
     return pairs, {"unmasked": clean.chips, "masked": covered.chips}, info

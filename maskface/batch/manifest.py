@@ -3,7 +3,12 @@
 Columns (:data:`COLUMNS`): ``input`` (path relative to the input root, with ``/``),
 ``status`` (:data:`STATUSES`), ``reason`` (why not ``ok``: a read-error code for
 ``unreadable``, ``ExceptionType: message`` for ``error``), ``outputs`` (``;``-joined paths
-relative to the output root), ``seconds`` (wall time for that input) and ``info`` (a JSON object).
+relative to the output root), ``seconds`` (wall time for that input) and ``info`` (a JSON object;
+``info.output_base`` is set when the input's outputs are named after another name because a
+sibling input's outputs took its own, as ``a.jpg`` and ``a.JPG`` would).
+
+The manifest is valid UTF-8: a byte of a file name that is not valid UTF-8 is written as
+``\\xNN`` (:func:`display_name`) and read back as the same byte.
 
 The journal is only ever appended to, one row per finished input in a single unbuffered write,
 so a run killed at any instant leaves every row but possibly a torn last one, which
@@ -18,6 +23,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +37,12 @@ STATUSES: tuple[str, ...] = ("ok", "no_face", "unreadable", "error")
 # Statuses that a resumed run does not redo.
 FINAL_STATUSES: frozenset[str] = frozenset({"ok", "no_face", "unreadable"})
 
-# Journal text is UTF-8; surrogateescape carries file names that are not valid UTF-8 unchanged.
+# Journal text is UTF-8. File names that are not valid UTF-8 reach Python with their bad bytes
+# as lone surrogates (surrogateescape); they are written as \xNN so that the file stays valid
+# UTF-8 for every reader (and Parquet accepts it), and turned back into the same bytes on reading.
 _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"
+_ESCAPED_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")
 _PARQUET_BATCH = 65_536
 # Python's csv reader refuses fields above 131072 characters by default; a row it could not
 # read back would look like damage, so longer fields are refused when written.
@@ -54,10 +63,10 @@ class ManifestRow:
     def to_record(self) -> list[str]:
         """The row as CSV fields, in :data:`COLUMNS` order; ``ValueError`` if one is too long."""
         record = [
-            self.input,
+            display_name(self.input),
             self.status,
-            self.reason,
-            ";".join(self.outputs),
+            display_name(self.reason),
+            display_name(";".join(self.outputs)),
             f"{self.seconds:.4f}",
             info_json(self.info),
         ]
@@ -78,22 +87,47 @@ class ManifestRow:
         if not isinstance(parsed, dict):
             raise ValueError("info is not a JSON object")
         return cls(
-            input=name,
+            input=_undisplay(name),
             status=status,
             reason=reason,
-            outputs=tuple(outputs.split(";")) if outputs else (),
+            outputs=tuple(_undisplay(outputs).split(";")) if outputs else (),
             seconds=float(seconds),
             info=parsed,
         )
 
 
+def display_name(text: str) -> str:
+    """``text`` with the bytes of a non-UTF-8 file name (lone surrogates) written as ``\\xNN``:
+    printable, and valid UTF-8 for CSV, JSON and Parquet readers."""
+    if text.isascii():
+        return text
+    return text.encode(_ENCODING, _ERRORS).decode(_ENCODING, "backslashreplace")
+
+
+def _undisplay(text: str) -> str:
+    """The inverse of :func:`display_name` (a file name with a literal ``\\x80``..``\\xff``,
+    which needs a backslash in the name, is the one ambiguity)."""
+    if "\\x" not in text:
+        return text
+    return _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), text)
+
+
 def info_json(info: dict[str, Any]) -> str:
-    """The compact JSON of an ``info`` dict; raises unless it is a strictly JSON-able dict."""
+    """The compact JSON of an ``info`` dict; raises unless it is a strictly JSON-able dict.
+
+    Characters are written as themselves, except when a string holds bytes of a non-UTF-8
+    file name: the text is then all ASCII, with ``\\uXXXX`` escapes that read back exactly.
+    """
     if not isinstance(info, dict):
         raise TypeError(f"info must be a dict, not {type(info).__name__}")
-    return json.dumps(
+    text = json.dumps(
         info, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
+    try:
+        text.encode(_ENCODING)
+    except UnicodeEncodeError:
+        text = json.dumps(info, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return text
 
 
 class Journal:
@@ -109,6 +143,8 @@ class Journal:
         self._latest: dict[str, str] = {}
         # Inputs with more than one row (errors retried), which compact() has to thin out.
         self._repeated: set[str] = set()
+        # input -> info.output_base, for the few inputs whose outputs were renamed.
+        self._bases: dict[str, str] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume and self.path.exists():
             self._reopen()
@@ -119,6 +155,17 @@ class Journal:
     def is_done(self, name: str) -> bool:
         """Whether ``name`` already has a row that a resumed run keeps."""
         return self._latest.get(name) in FINAL_STATUSES
+
+    def output_base(self, name: str) -> str | None:
+        """The name ``name``'s outputs were named after, when not its own (see the module)."""
+        return self._bases.get(name)
+
+    def counts(self) -> dict[str, int]:
+        """How many inputs have each status in their latest row."""
+        counts = dict.fromkeys(STATUSES, 0)
+        for status in self._latest.values():
+            counts[status] += 1
+        return counts
 
     def append(self, row: ManifestRow) -> None:
         """Write one row with a single unbuffered write, so that it survives a kill."""
@@ -148,6 +195,11 @@ class Journal:
         if row.input in self._latest:
             self._repeated.add(row.input)
         self._latest[row.input] = row.status
+        base = row.info.get("output_base")
+        if isinstance(base, str):
+            self._bases[row.input] = base
+        else:
+            self._bases.pop(row.input, None)
 
     def _reopen(self) -> None:
         with open(self.path, "rb") as f:

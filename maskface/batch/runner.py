@@ -9,17 +9,21 @@ in the worker process) and records one manifest row per input in the parent. See
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import json
 import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import posixpath
 import signal
 import sys
 import threading
 import time
 import traceback
-from collections import Counter, deque
+import unicodedata
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -30,7 +34,8 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from maskface.atomic import remove_stale_temps, write_bytes_atomic, write_json_atomic
+from maskface import __version__
+from maskface.atomic import json_bytes, remove_stale_temps, write_bytes_atomic
 from maskface.batch.manifest import (
     STATUSES,
     Journal,
@@ -39,8 +44,14 @@ from maskface.batch.manifest import (
     parquet_to_csv,
     require_pyarrow,
 )
-from maskface.errors import BatchError, ImageReadError
-from maskface.imageio import DEFAULT_MAX_PIXELS, iter_images, read_image, write_image
+from maskface.errors import BatchError, ImageReadError, OutputError
+from maskface.imageio import (
+    DEFAULT_MAX_PIXELS,
+    encode_image,
+    is_image_path,
+    iter_images,
+    read_image,
+)
 
 try:
     import fcntl
@@ -52,6 +63,8 @@ JOB_STATUSES: tuple[str, ...] = ("ok", "no_face")
 # million inputs never sit in memory at once.
 _QUEUE_PER_WORKER = 2
 _REASON_MAX = 300
+# Output-name plans kept for folders the walk may come back to (after a subfolder).
+_PLANS_KEPT = 256
 
 
 @dataclass(frozen=True)
@@ -68,11 +81,13 @@ class JobOutput:
 
 @dataclass
 class JobResult:
-    """What a job made of one image: ``status`` is ``"ok"`` or ``"no_face"``."""
+    """What a job made of one image: ``status`` is ``"ok"`` or ``"no_face"``; ``reason`` says
+    why not ``ok`` (the manifest's reason column)."""
 
     status: str
     outputs: list[JobOutput] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
 
 
 class Job(Protocol):
@@ -83,6 +98,18 @@ class Job(Protocol):
     state), so that each worker loads them once. ``relpath`` is the input's path relative to the
     input root; output names should derive from it, so that two inputs never share an output.
     ``seed`` is the input's own seed, for ``numpy.random.default_rng(seed)``.
+
+    Optional members the runner uses when a job has them:
+
+    * ``output_names(relpath) -> list[str]``: every output the job may write for an input.
+      The runner then makes sure no two inputs of a folder share an output (compared
+      ignoring case, as on macOS and Windows): an input whose outputs would collide with a
+      sibling's has them named after ``<name><ext>`` instead (``a.JPG`` -> ``a.JPG.jpg``),
+      passed as ``output=`` to ``__call__``. Inputs done by an earlier run keep their names;
+      then inputs whose output keeps their own file name come first, the rest in sorted order.
+    * ``options() -> dict``: the settings that decide the outputs, recorded with the run so
+      that a resumed run with other settings is refused (dataclass fields are used otherwise).
+    * ``keeps_alpha = True``: images with transparency are passed as RGBA, not RGB.
     """
 
     def __call__(self, image: np.ndarray, *, relpath: str, seed: int) -> JobResult: ...
@@ -98,6 +125,13 @@ class BatchSummary:
     elapsed: float
     manifest: Path
     interrupted: bool = False
+    # Statuses of every input in the manifest, earlier runs' included.
+    totals: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> int:
+        """Inputs of the manifest whose latest row is ``unreadable`` or ``error``."""
+        return self.totals.get("unreadable", 0) + self.totals.get("error", 0)
 
     @property
     def processed(self) -> int:
@@ -143,6 +177,7 @@ def run_batch(
     progress: bool = True,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     scheduler: str | None = None,
+    force: bool = False,
 ) -> BatchSummary:
     """Run ``job`` on every image of ``input`` (a file, or a folder walked recursively).
 
@@ -150,9 +185,13 @@ def run_batch(
     never written to. ``manifest`` (``*.csv`` or ``*.parquet``, relative to ``output``) gets one
     row per input. ``workers`` processes run the job (default: one per CPU; 1 runs it in this
     process). With ``resume`` the inputs the manifest already covers are skipped, except those
-    that failed with ``error``. Images above ``max_pixels`` are recorded as ``unreadable``
-    (``too_large``). Ctrl-C stops after the images being processed and returns a summary with
-    ``interrupted`` set. Raises :class:`BatchError` when the run cannot start.
+    that failed with ``error``. The run's settings (seed, pixel limit, the job's options) are
+    recorded beside the manifest (``<manifest>.run.json``); resuming with other settings
+    raises :class:`BatchError` unless ``force`` (the outputs would mix two runs). Images above
+    ``max_pixels`` are recorded as ``unreadable`` (``too_large``). Ctrl-C stops after the images
+    being processed and returns a summary with ``interrupted`` set. Raises
+    :class:`BatchError` when the run cannot start (:class:`OutputError` when the output
+    folder cannot be written).
 
     ``scheduler`` runs the job on a Dask cluster instead of the local pool: ``"local"`` starts
     one on this machine with ``workers`` processes, an address such as ``tcp://host:8786``
@@ -176,23 +215,30 @@ def run_batch(
         journal_path = manifest_path.with_name(manifest_path.stem + ".journal.csv")
     else:
         journal_path = manifest_path
+    record_path = manifest_path.with_name(manifest_path.stem + ".run.json")
+    settings = {"seed": seed, "max_pixels": max_pixels, "job": _job_options(job)}
 
-    out_root.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out_root):
-        if journal_path.exists():
-            # Left by writers of a killed run; the outputs they were writing will be redone.
-            remove_stale_temps(out_root)
-        elif resume and manifest_path.exists():
-            parquet_to_csv(manifest_path, journal_path)
-        journal = Journal(journal_path, resume=resume)
+    with contextlib.ExitStack() as stack:
+        with _writable(out_root, output):
+            out_root.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(_exclusive(out_root))
+            earlier = resume and (journal_path.exists() or manifest_path.exists())
+            _check_settings(record_path, settings, earlier=earlier, force=force)
+            if journal_path.exists():
+                # Left by writers of a killed run; the outputs they were writing will be redone.
+                remove_stale_temps(out_root)
+            elif resume and manifest_path.exists():
+                parquet_to_csv(manifest_path, journal_path)
+            journal = Journal(journal_path, resume=resume)
         worker = _Worker(
             job=job,
             output_root=out_root,
             protected=source,
-            reserved=frozenset({manifest_path, journal_path}),
+            reserved=frozenset({manifest_path, journal_path, record_path}),
             max_pixels=max_pixels,
         )
         skipped = 0
+        names = _OutputNames(job, journal) if source.is_dir() else None
 
         def pending() -> Iterator[tuple[Path, str]]:
             nonlocal skipped
@@ -203,13 +249,17 @@ def run_batch(
                 else:
                     yield path, relpath
 
+        def make_task(path: Path, relpath: str) -> _Task:
+            output = names.output_for(path, relpath) if names is not None else None
+            return _Task(os.fspath(path), relpath, seed_for(seed, relpath), output)
+
         counts: Counter[str] = Counter()
         interrupted = completed = False
         try:
             # Counting first costs one more walk of the tree but gives the bar an ETA.
             total = sum(1 for _ in pending()) if progress else None
             skipped = 0
-            tasks = (_Task(os.fspath(p), r, seed_for(seed, r)) for p, r in pending())
+            tasks = (make_task(p, r) for p, r in pending())
             with tqdm(
                 total=total, unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True
             ) as bar:
@@ -244,7 +294,143 @@ def run_batch(
         elapsed=time.perf_counter() - started,
         manifest=manifest_path,
         interrupted=interrupted,
+        totals=journal.counts(),
     )
+
+
+@contextlib.contextmanager
+def _writable(out_root: Path, given: Path) -> Iterator[None]:
+    """Turn an OS refusal to write the output folder into one clear :class:`OutputError`."""
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename or out_root
+        raise OutputError(
+            f"Cannot write to the output folder {given}: {exc.strerror or exc} ({where})."
+        ) from None
+
+
+def _job_options(job: Job) -> Any:
+    """What the run record says about the job: its ``options()`` or dataclass fields."""
+    if hasattr(job, "options"):
+        options = job.options()
+    elif dataclasses.is_dataclass(job):
+        options = {"job": type(job).__qualname__,
+                   **{f.name: getattr(job, f.name) for f in dataclasses.fields(job) if f.init}}
+    else:
+        options = {"job": type(job).__qualname__}
+    # A canonical JSON form, so that a record read back compares equal to a fresh one.
+    return json.loads(json.dumps(options, sort_keys=True, default=repr))
+
+
+def _check_settings(path: Path, settings: dict[str, Any], *, earlier: bool,
+                    force: bool) -> None:
+    """Record this run's settings; refuse (unless ``force``) to resume a run made with others."""
+    record = None
+    if earlier and path.exists():
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record = None
+    if isinstance(record, dict) and isinstance(record.get("settings"), dict):
+        before = record["settings"]
+        if before == settings:
+            return
+        changes = "; ".join(_differences(before, settings)) or "other settings"
+        if not force:
+            raise BatchError(
+                f"The output in {path.parent} was made with other settings ({changes}), and "
+                "resuming would mix two runs in it. Use the same settings, another output "
+                "folder, --no-resume to start afresh, or --force to mix them anyway."
+            )
+        history = [*record.get("earlier", []), before]
+    else:
+        history = []
+    body = {"maskface": __version__, "settings": settings}
+    if history:
+        body["earlier"] = history
+    write_bytes_atomic(path, json_bytes(body))
+
+
+def _differences(before: Any, now: Any, prefix: str = "") -> list[str]:
+    if isinstance(before, dict) and isinstance(now, dict):
+        out = []
+        for key in sorted(set(before) | set(now)):
+            name = f"{prefix}{key}" if prefix != "job." else key
+            out += _differences(before.get(key), now.get(key), f"{name}.")
+        return out
+    return [] if before == now else [f"{prefix.rstrip('.')} {before!r} -> {now!r}"]
+
+
+class _OutputNames:
+    """Gives each input of a folder outputs that no other input of that folder writes.
+
+    Plans are made per folder, from a listing of its images, when its first input is seen.
+    """
+
+    def __init__(self, job: Job, journal: Journal) -> None:
+        self._names = getattr(job, "output_names", None)
+        self._journal = journal
+        self._plans: OrderedDict[str, dict[str, str]] = OrderedDict()
+
+    def output_for(self, path: Path, relpath: str) -> str | None:
+        """The name to give ``relpath``'s outputs, or None to name them after it."""
+        if self._names is None:
+            return None
+        folder = posixpath.dirname(relpath)
+        plan = self._plans.get(folder)
+        if plan is None:
+            plan = self._plan(path.parent, folder)
+            self._plans[folder] = plan
+            if len(self._plans) > _PLANS_KEPT:
+                self._plans.popitem(last=False)
+        else:
+            self._plans.move_to_end(folder)
+        return plan.get(relpath)
+
+    def _claims(self, relpath: str) -> set[str]:
+        return {_fold(posixpath.basename(n)) for n in self._names(relpath)}  # type: ignore[misc]
+
+    def _plan(self, directory: Path, folder: str) -> dict[str, str]:
+        with os.scandir(directory) as entries:
+            names = sorted(e.name for e in entries if not e.name.startswith(".")
+                           and not e.is_dir(follow_symlinks=False) and is_image_path(e.name))
+        relpaths = [posixpath.join(folder, n) if folder else n for n in names]
+        taken: set[str] = set()
+        pending = []
+        for relpath in relpaths:
+            if self._journal.is_done(relpath):
+                taken |= self._claims(self._journal.output_base(relpath) or relpath)
+            else:
+                pending.append(relpath)
+        # Inputs whose output keeps their own file name keep it (a.png with --format png).
+        pending.sort(key=lambda r: (r not in self._names(r), r))  # type: ignore[misc]
+        plan = {}
+        for relpath in pending:
+            for candidate in _candidates(relpath):
+                claims = self._claims(candidate)
+                if not claims & taken:
+                    taken |= claims
+                    if candidate != relpath:
+                        plan[relpath] = candidate
+                    break
+        return plan
+
+
+def _fold(name: str) -> str:
+    """A file name as case-insensitive file systems compare it."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _candidates(relpath: str) -> Iterator[str]:
+    """``a.JPG``, then ``a.JPG.JPG`` (outputs ``a.JPG.jpg``...), then ``a.JPG-2.JPG``, ..."""
+    path = PurePosixPath(relpath)
+    yield relpath
+    yield str(path.with_name(path.name + path.suffix))
+    k = 2
+    while True:
+        yield str(path.with_name(f"{path.name}-{k}{path.suffix}"))
+        k += 1
 
 
 @dataclass(frozen=True)
@@ -252,6 +438,7 @@ class _Task:
     path: str
     relpath: str
     seed: int
+    output: str | None = None  # the name to give the outputs, when not relpath
 
 
 @dataclass(frozen=True)
@@ -266,8 +453,9 @@ class _Worker:
 
     def run(self, task: _Task) -> ManifestRow:
         started = time.perf_counter()
+        alpha = "auto" if getattr(self.job, "keeps_alpha", False) else False
         try:
-            image = read_image(task.path, max_pixels=self.max_pixels)
+            image = read_image(task.path, keep_alpha=alpha, max_pixels=self.max_pixels)
         except ImageReadError as exc:
             return ManifestRow(
                 task.relpath,
@@ -279,21 +467,28 @@ class _Worker:
         except Exception as exc:  # a reader bug must not end the batch either
             return _error_row(task, exc, time.perf_counter() - started)
         try:
-            result = self.job(image, relpath=task.relpath, seed=task.seed)
-            outputs = self._write(result)
+            if task.output is None:
+                result = self.job(image, relpath=task.relpath, seed=task.seed)
+            else:
+                result = self.job(image, relpath=task.relpath, seed=task.seed,
+                                  output=task.output)
+            info = result.info if task.output is None else {**result.info,
+                                                             "output_base": task.output}
+            outputs = self._write(result, info)
         except Exception as exc:
             return _error_row(task, exc, time.perf_counter() - started)
         return ManifestRow(
             task.relpath,
             result.status,
+            result.reason[:_REASON_MAX],
             outputs=outputs,
             seconds=time.perf_counter() - started,
-            info=result.info,
+            info=info,
         )
 
-    def _write(self, result: JobResult) -> tuple[str, ...]:
-        # Everything is checked before the first byte is written, so that a bad result leaves
-        # no outputs behind.
+    def _write(self, result: JobResult, info: dict[str, Any]) -> tuple[str, ...]:
+        # Everything is checked and encoded before the first byte is written, so that a bad
+        # result leaves no outputs behind.
         if not isinstance(result, JobResult):
             raise TypeError(f"the job returned {type(result).__name__}, not a JobResult")
         if result.status not in JOB_STATUSES:
@@ -303,18 +498,21 @@ class _Worker:
         targets = [self._target(out.relpath) for out in result.outputs]
         relpaths = tuple(PurePosixPath(out.relpath).as_posix() for out in result.outputs)
         # Raises unless the row can be written: info JSON-able, fields not too long.
-        ManifestRow("-", result.status, outputs=relpaths, info=result.info).to_record()
-        if len(set(targets)) != len(targets):
+        ManifestRow("-", result.status, outputs=relpaths, info=info).to_record()
+        if len({_fold(str(t)) for t in targets}) != len(targets):
             raise ValueError("the job returned the same output path twice")
+        encoded = []
         for out, target in zip(result.outputs, targets, strict=True):
             if isinstance(out.data, np.ndarray):
-                write_image(target, out.data)
+                encoded.append(encode_image(target, out.data))
             elif isinstance(out.data, bytes):
-                write_bytes_atomic(target, out.data)
+                encoded.append(out.data)
             elif isinstance(out.data, dict):
-                write_json_atomic(target, out.data)
+                encoded.append(json_bytes(out.data))
             else:
                 raise TypeError(f"output {out.relpath!r} holds {type(out.data).__name__}")
+        for target, data in zip(targets, encoded, strict=True):
+            write_bytes_atomic(target, data)
         return relpaths
 
     def _target(self, relpath: str) -> Path:

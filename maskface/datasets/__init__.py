@@ -24,12 +24,24 @@ from maskface.datasets.mfr2 import Mfr2Dataset
 from maskface.datasets.pairs import Pair, PairList
 from maskface.datasets.table import TableDataset
 from maskface.datasets.utkface import UtkFaceDataset
+from maskface.errors import UnknownNameError
+from maskface.registry import Registry
 
-DATASETS: dict[str, type[Dataset]] = {
-    cls.name: cls
-    for cls in (LfwDataset, Mfr2Dataset, CelebADataset, UtkFaceDataset, CasiaWebFaceDataset,
-                VggFace2Dataset, FolderDataset, TableDataset)
-}
+
+class UnknownDatasetError(UnknownNameError, DatasetError):
+    """A dataset name :func:`load_dataset` does not know."""
+
+    def __str__(self) -> str:
+        # Worded as the other dataset errors are: a sentence.
+        text = super().__str__()
+        return text[:1].upper() + text[1:] + "."
+
+
+# Listed in registration order: the most used first.
+DATASETS: Registry[type[Dataset]] = Registry("dataset", sort=False, error=UnknownDatasetError)
+for _cls in (LfwDataset, Mfr2Dataset, CelebADataset, UtkFaceDataset, CasiaWebFaceDataset,
+             VggFace2Dataset, FolderDataset, TableDataset):
+    DATASETS.register(_cls.name, _cls)
 
 __all__ = [
     "DATASETS",
@@ -45,25 +57,21 @@ __all__ = [
     "ProtocolFileError",
     "Sample",
     "TableDataset",
+    "UnknownDatasetError",
     "UtkFaceDataset",
     "list_datasets",
     "load_dataset",
 ]
 
 
-def list_datasets() -> list[str]:
-    """Names :func:`load_dataset` accepts."""
-    return list(DATASETS)
+def list_datasets(pattern: str | None = None) -> list[str]:
+    """Names :func:`load_dataset` accepts (those matching ``pattern``, if given)."""
+    return DATASETS.list(pattern)
 
 
 def load_dataset(name: str, root: str | os.PathLike[str], **options: Any) -> Dataset:
     """The dataset ``name`` at ``root``; ``options`` go to the adapter (e.g. ``layout=``)."""
-    try:
-        cls = DATASETS[name.lower()]
-    except KeyError:
-        raise DatasetError(
-            f"Unknown dataset {name!r}; choose from {', '.join(DATASETS)}."
-        ) from None
+    cls = DATASETS[name]
     try:
         return cls(root, **options)
     except TypeError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 
@@ -42,6 +43,7 @@ PEOPLE_FILES: dict[str, str] = {
     "view1-train": "peopleDevTrain.txt",
     "view1-test": "peopleDevTest.txt",
 }
+VIEW2_FOLDS = 10
 _NAME = re.compile(r"^(?P<person>.+)_(?P<number>\d{4})(?:_(?P<variant>\d+)_(?P<style>[^.]+))?$")
 
 
@@ -172,6 +174,62 @@ class LfwDataset(Dataset):
         if position < len(lines):
             problems.append(Problem(path.name, lines[position][0], "unexpected extra lines"))
         return rows, problems
+
+
+def parse_folds(spec: str | int | Iterable[int] | None, available: int = VIEW2_FOLDS,
+                ) -> tuple[int, ...] | None:
+    """1-based fold numbers from ``"6-10"``, ``"1,3,5-7"``, an int or ints; ``None`` = all.
+
+    Numbers are checked against ``available`` folds; duplicates are dropped, order sorted."""
+    if spec is None:
+        return None
+    if isinstance(spec, int):
+        numbers = [spec]
+    elif isinstance(spec, str):
+        numbers = []
+        for part in (p.strip() for p in spec.split(",")):
+            low, dash, high = part.partition("-")
+            if not (low.strip().isdigit() and (not dash or high.strip().isdigit())):
+                raise DatasetError(f"Bad fold selection {spec!r}: use numbers and ranges such "
+                                   f"as '6-10' or '1,3,5-7' (folds 1-{available}).")
+            first, last = int(low), int(high) if dash else int(low)
+            if first > last:
+                raise DatasetError(f"Bad fold range {part!r} in {spec!r}: {first} > {last}.")
+            numbers.extend(range(first, last + 1))
+    else:
+        numbers = [int(k) for k in spec]
+    if not numbers:
+        raise DatasetError("The fold selection is empty.")
+    wrong = sorted({k for k in numbers if not 1 <= k <= available})
+    if wrong:
+        raise DatasetError(f"No fold {', '.join(map(str, wrong))}: folds are numbered "
+                           f"1-{available}, as in the pairs file.")
+    return tuple(sorted(set(numbers)))
+
+
+def format_folds(folds: Iterable[int]) -> str:
+    """``(1, 3, 5, 6, 7)`` -> ``"1,3,5-7"`` (the inverse of :func:`parse_folds`)."""
+    runs: list[list[int]] = []
+    for k in sorted(set(folds)):
+        if runs and k == runs[-1][1] + 1:
+            runs[-1][1] = k
+        else:
+            runs.append([k, k])
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def fold_people(root: str | os.PathLike[str] | LfwDataset,
+                folds: str | int | Iterable[int] | None = None) -> set[str]:
+    """The people of the given 1-based View 2 folds, from ``people.txt`` (all folds: ``None``).
+
+    View 2's folds are disjoint in people, so training on people outside the test folds
+    keeps the benchmark honest: ``fold_people(root, "1-5")`` never meets folds 6-10."""
+    dataset = root if isinstance(root, LfwDataset) else LfwDataset(root)
+    rows, _ = dataset.people("view2")
+    count = 1 + max((fold for fold, _, _ in rows), default=-1)
+    chosen = parse_folds(folds, max(count, 1))
+    wanted = set(range(count)) if chosen is None else {k - 1 for k in chosen}
+    return {name for fold, name, _ in rows if fold in wanted}
 
 
 def _count(path: Path, lines: list[tuple[int, list[str]]], position: int) -> int:

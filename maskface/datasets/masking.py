@@ -43,12 +43,12 @@ def copy_protocol_files(dataset: Dataset, out: str | os.PathLike[str]) -> list[P
 def mask_dataset(
     dataset: Dataset, out: str | os.PathLike[str], job: Job, *, workers: int | None = None,
     seed: int = 0, manifest: str = "manifest.csv", resume: bool = True, progress: bool = True,
-    scheduler: str | None = None,
+    scheduler: str | None = None, force: bool = False,
 ) -> tuple[BatchSummary, list[Path]]:
     """Mask ``dataset`` into ``out`` with ``job``; return the run summary and protocol copies.
 
     The manifest is written in the masked image folder (:func:`masked_image_root`);
-    ``scheduler`` runs on Dask as in :func:`maskface.batch.runner.run_batch`.
+    ``scheduler`` and ``force`` are as in :func:`maskface.batch.runner.run_batch`.
     """
     out = Path(out)
     if out.resolve() == dataset.root.resolve() or out.resolve().is_relative_to(
@@ -57,5 +57,5 @@ def mask_dataset(
     copies = copy_protocol_files(dataset, out)
     summary = run_batch(dataset.image_root, masked_image_root(dataset, out), job,
                         workers=workers, seed=seed, manifest=manifest, resume=resume,
-                        progress=progress, scheduler=scheduler)
+                        progress=progress, scheduler=scheduler, force=force)
     return summary, copies

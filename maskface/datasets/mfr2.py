@@ -3,7 +3,9 @@
 ``pairs.txt`` holds LFW-style lines (``name n1 n2`` same person, ``name1 n1 name2 n2``
 different), all in fold 0. An optional ``mfr2_labels.txt`` (or ``labels.txt``) gives each image
 a mask label: lines ``name,number,label`` (commas or whitespace; a header line is skipped), or
-``<Name>_<NNNN>.<ext>,label``; the label becomes the ``mask`` attribute.
+``<Name>_<NNNN>.<ext>,label``; the label becomes the ``mask`` attribute. MFR2 labels a bare
+face ``no-mask`` and a masked one by its mask type (``surgical_blue``, ``cloth``, ...):
+:func:`mask_state` tells them apart, and the ``pairs-file`` protocol splits the pairs by it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ from maskface.datasets.lfw import LfwDataset
 from maskface.datasets.pairs import PairList, read_pairs_file
 
 PAIRS_FILE = "pairs.txt"
+# Labels of a bare face (MFR2 writes "no-mask"); any other label names a mask type.
+UNMASKED_LABELS: frozenset[str] = frozenset({
+    "no-mask", "no_mask", "nomask", "no mask", "none", "unmasked", "without_mask",
+    "without-mask", "without mask", "bare", "no", "0", "false",
+})
+# Labels that say nothing either way: the image's pairs are left out and reported.
+UNKNOWN_LABELS: frozenset[str] = frozenset({"", "unknown", "?", "n/a", "na"})
 LABEL_FILES: tuple[str, ...] = ("mfr2_labels.txt", "labels.txt")
 _FILE = re.compile(r"^(?P<person>.+)_(?P<number>\d+)\.[A-Za-z]+$")
 
@@ -80,6 +89,17 @@ class Mfr2Dataset(LfwDataset):
         """The pairs of ``pairs.txt`` (one fold; kind told by the number of fields)."""
         return read_pairs_file(self.protocol_file(PAIRS_FILE), self.lookup, header=False,
                                strict=strict)
+
+
+def mask_state(label: object) -> str | None:
+    """``"masked"``, ``"unmasked"`` or ``None`` (no label, or one that does not say) for a
+    per-image mask label such as MFR2's ``surgical_blue`` or ``no-mask``."""
+    if label is None:
+        return None
+    text = str(label).strip().lower()
+    if text in UNKNOWN_LABELS:
+        return None
+    return "unmasked" if text in UNMASKED_LABELS else "masked"
 
 
 def _has_person_folders(folder: Path) -> bool:

@@ -32,21 +32,33 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
+# Faces are located and chips cut in maskface.geometry.locate, for every command; the names
+# stay importable from here (older scripts and tools import them from this module).
+from maskface.geometry.locate import (  # noqa: F401
+    CENTER_BOX,
+    DETECTORS,
+    _blazeface,
+    _central,
+    _dlib_models,
+    _landmarks,
+    center_landmarks,
+    face_chip,
+    landmarks_or_center,
+    locate,
+)
 from maskface.recognizers.base import Recognizer
 
 FALLBACKS = ("center", "exclude")
-DETECTORS = ("dlib", "blazeface", "mediapipe")
-# Centre box as fractions of the image (left, top, right, bottom): the mean box dlib's HOG
-# detector gives on LFW deep-funneled 250x250 images.
-CENTER_BOX = (0.28, 0.32, 0.70, 0.74)
 _PIPELINE_VERSION = 1
 _CHUNK = 8  # images a detection worker takes at a time
+# Images per detection process below which workers are not worth starting: a spawned
+# worker takes a second or two to import its models, what detecting ~50 images costs.
+_IMAGES_PER_WORKER = 48
 
 
 def file_digest(path: str | os.PathLike[str]) -> str:
@@ -137,117 +149,35 @@ class EmbeddingResult:
         return {p: i for i, p in enumerate(self.paths)}
 
 
-@cache
-def _dlib_models():
-    import dlib
-
-    from maskface.geometry.dlib_backend import dlib_model_path
-
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(
-        dlib_model_path("shape_predictor_68_face_landmarks.dat")
-    )
-
-
-def _central(boxes: list[tuple[float, float, float, float]], w: int, h: int) -> int:
-    # Pre-cropped datasets centre the subject; other faces (crowds, posters) sit off-centre.
-    centres = [((b[0] + b[2]) / 2 - w / 2) ** 2 + ((b[1] + b[3]) / 2 - h / 2) ** 2
-               for b in boxes]
-    return int(np.argmin(centres))
-
-
-def _landmarks(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-    import dlib
-
-    _, predictor = _dlib_models()
-    shape = predictor(image, dlib.rectangle(*(round(v) for v in box)))
-    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
-
-
-def center_landmarks(image: np.ndarray) -> np.ndarray:
-    """dlib's 68 landmarks fitted inside :data:`CENTER_BOX` (the failure-to-enrol fallback)."""
-    h, w = image.shape[:2]
-    return _landmarks(image, tuple(f * s for f, s in zip(CENTER_BOX, (w, h, w, h), strict=True)))
-
-
-@cache
-def _blazeface():
-    from maskface.geometry.blazeface import ShortRangeDetector
-
-    return ShortRangeDetector()
-
-
-def _blazeface_landmarks(image: np.ndarray) -> np.ndarray | None:
-    from maskface.geometry import hog_box
-
-    h, w = image.shape[:2]
-    found = _blazeface()(image)
-    if not found:
-        return None
-    box, _, keypoints = found[_central([tuple(b) for b, _, _ in found], w, h)]
-    if (box[2] - box[0] + box[3] - box[1]) / 2 < 0.7 * hog_box.FACE_FRACTION * max(h, w):
-        # A face small in the photo: detected again framed as the box map was fitted.
-        framed = _blazeface().reframe(image, box, hog_box.FACE_FRACTION)
-        if framed is not None:
-            box, _, keypoints = framed
-    # The predictor starts from the box HOG would give this face (see geometry.hog_box).
-    return _landmarks(image, tuple(hog_box.predict(box, keypoints)[0]))
-
-
-def locate(image: np.ndarray, detector: str = "blazeface", upsample: int = 1) -> np.ndarray | None:
-    """68 landmarks of the face nearest the image centre, ``None`` if none is found.
-
-    ``dlib``: dlib's HOG detector at upsampling levels 0..``upsample``, stopping at the
-    first that finds a face. ``blazeface``: MediaPipe's BlazeFace finds the face, masked or
-    not, and its box and keypoints predict the HOG box dlib's 68-point predictor expects
-    (:mod:`maskface.geometry.hog_box`), at a tenth of HOG's cost. HOG takes over when
-    BlazeFace finds nothing (faces small in a large photo).
-    ``mediapipe``: the 68 points read off MediaPipe's face mesh."""
-    h, w = image.shape[:2]
-    found = None
-    if detector == "blazeface":
-        found = _blazeface_landmarks(image)
-        if found is None:
-            return locate(image, "dlib", upsample)
-    elif detector == "dlib":
-        hog, _ = _dlib_models()
-        # Upsampling finds smaller faces but costs ~3x per level: only when needed.
-        for level in range(upsample + 1):
-            rects = hog(image, level)
-            if len(rects):
-                break
-        if len(rects):
-            boxes = [(r.left(), r.top(), r.right(), r.bottom()) for r in rects]
-            found = _landmarks(image, boxes[_central(boxes, w, h)])
-    elif detector == "mediapipe":
-        from maskface.geometry.analysers import detect_faces
-        from maskface.recognizers.alignment import face_landmarks
-
-        faces = detect_faces(image, backend="mediapipe")
-        if faces:
-            i = _central([tuple(f.box) for f in faces], w, h)
-            found = face_landmarks(faces[i])
-    else:
-        raise ValueError(f"unknown detector {detector!r}; choose from {DETECTORS}")
-    return found
-
-
-def _chip(task: tuple[str, str, int, str, int, float]) -> tuple[np.ndarray | None, str]:
+def _chip(task: tuple) -> tuple[np.ndarray | None, str]:
     """Worker: (aligned chip, "detected" or "center"), or (None, why the image is unusable).
 
-    The chip is cut as the recognizer's ``alignment`` says (dlib's chip for ``dlib150``)."""
+    ``task`` is (path, detector, upsample, alignment, size, padding[, align_with]). The chip
+    is cut as the recognizer's ``alignment`` says (dlib's chip for ``dlib150``). With
+    ``align_with``, it is cut where the face of that other image of the same size is (the
+    unmasked original of a masked copy), and the method is that image's."""
     from maskface.errors import ImageReadError
     from maskface.imageio import read_image
-    from maskface.recognizers.templates import align_chip
 
-    path, detector, upsample, alignment, size, padding = task
+    path, detector, upsample, alignment, size, padding, *rest = task
+    other = rest[0] if rest else None
     try:
         image = read_image(path)
     except (ImageReadError, OSError) as e:
         return None, f"unreadable: {e}"
-    found = locate(image, detector, upsample)
-    if found is None:
-        return align_chip(image, center_landmarks(image), alignment, size, padding), "center"
-    return align_chip(image, found, alignment, size, padding), "detected"
+    landmarks = None
+    if other is not None:
+        try:
+            original = read_image(other)
+        except (ImageReadError, OSError) as e:
+            return None, f"the image it is aligned with is unreadable: {e}"
+        if original.shape[:2] != image.shape[:2]:
+            return None, (f"{image.shape[1]}x{image.shape[0]} pixels, but the image it is "
+                          f"aligned with ({other}) is {original.shape[1]}x{original.shape[0]}")
+        landmarks, how = landmarks_or_center(original, detector, upsample)
+    chip, _, found = face_chip(image, alignment, size, padding, detector=detector,
+                               upsample=upsample, landmarks=landmarks)
+    return chip, how if other is not None else found
 
 
 def _chip_chunk(tasks: list) -> list[tuple[np.ndarray | None, str]]:
@@ -260,6 +190,11 @@ def _lower_priority() -> None:
     which spin while waiting for each other, ran several times slower beside busy workers."""
     if hasattr(os, "nice"):
         os.nice(10)
+
+
+def auto_workers(images: int) -> int:
+    """Detection processes for ``images`` images: one per core, none for a handful."""
+    return max(1, min(os.cpu_count() or 1, images // _IMAGES_PER_WORKER))
 
 
 def _detections(tasks: list, workers: int, chunk: int = _CHUNK,
@@ -296,34 +231,57 @@ def embed_paths(
     workers: int | None = None,
     batch_size: int = 64,
     progress: bool = False,
+    align_with: Sequence[str | os.PathLike[str] | None] | None = None,
 ) -> EmbeddingResult:
     """Embed one face per image file (see the module docstring for the failure policy).
 
-    Duplicate paths are embedded once. ``workers`` detection processes (default: all cores).
+    Duplicate paths are embedded once. ``workers`` detection processes (default: one per
+    core, fewer for a few images).
+    ``align_with[i]``, when given and not ``None``, is the image whose face places the chip
+    of ``paths[i]`` (same size): a masked copy is then cut exactly where its unmasked
+    original's face is, so only the mask's pixels differ, and the method ("detected" or
+    "center") and the failure policy follow the original. Such embeddings are cached under
+    both files' contents.
     """
     if fallback not in FALLBACKS:
         raise ValueError(f"unknown fallback {fallback!r}; choose from {FALLBACKS}")
     if detector not in DETECTORS:
         raise ValueError(f"unknown detector {detector!r}; choose from {DETECTORS}")
     paths = [str(p) for p in paths]
-    unique = list(dict.fromkeys(paths))
+    if align_with is not None and len(align_with) != len(paths):
+        raise ValueError(f"{len(paths)} paths but {len(align_with)} images to align them with")
+    # An item is an image and the image whose face aligns it (None: its own face).
+    others = [None if align_with is None or align_with[i] is None else str(align_with[i])
+              for i in range(len(paths))]
+    items = [(p, None if other == p else other) for p, other in zip(paths, others, strict=True)]
+    unique = list(dict.fromkeys(items))
     key = pipeline_key(recognizer, detector, upsample)
-    digests: dict[str, str] = {}
-    unreadable: dict[str, str] = {}
-    for p in unique:
+    file_digests: dict[str, str] = {}
+    digests: dict[tuple[str, str | None], str] = {}
+    unreadable: dict[tuple[str, str | None], str] = {}
+    for item in unique:
         try:
-            digests[p] = file_digest(p)
+            for p in item:
+                if p is not None and p not in file_digests:
+                    file_digests[p] = file_digest(p)
         except OSError as e:
-            unreadable[p] = f"unreadable: {e}"
+            unreadable[item] = (f"unreadable: {e}" if p == item[0]
+                                else f"the image it is aligned with is unreadable: {e}")
+            continue
+        path, other = item
+        # Not a plain digest: an aligned copy never meets the image's own embedding.
+        digests[item] = (file_digests[path] if other is None
+                         else f"{file_digests[path]}@{file_digests[other]}")
     hits = cache.get(key, list(digests.values())) if cache is not None else {}
     # Entries are (embedding, method) per digest: "detected" or "center".
     known: dict[str, tuple[np.ndarray, str]] = dict(hits)
-    todo = [p for p in unique if p in digests and digests[p] not in known]
-    todo = list({digests[p]: p for p in todo}.values())  # identical files once
+    todo = [item for item in unique if item in digests and digests[item] not in known]
+    todo = list({digests[item]: item for item in todo}.values())  # identical files once
     alignment = getattr(recognizer, "alignment", "dlib150")
-    tasks = [(p, detector, upsample, alignment, recognizer.chip_size, recognizer.padding)
-             for p in todo]
-    n_workers = workers or os.cpu_count() or 1
+    tasks = [(path, detector, upsample, alignment, recognizer.chip_size, recognizer.padding,
+              *(() if other is None else (other,)))
+             for path, other in todo]
+    n_workers = workers or auto_workers(len(tasks))
     bar = None
     if progress and tasks:
         from tqdm import tqdm
@@ -344,13 +302,13 @@ def embed_paths(
 
     # Room for the batch being embedded and the next few, so the workers never wait for it.
     chips = _detections(tasks, n_workers, window=4 * max(1, batch_size // _CHUNK))
-    for path, (chip, how) in zip(todo, chips, strict=True):
+    for item, (chip, how) in zip(todo, chips, strict=True):
         if bar is not None:
             bar.update()
         if chip is None:
-            unreadable[path] = how
+            unreadable[item] = how
             continue
-        pending.append((digests[path], chip, how))
+        pending.append((digests[item], chip, how))
         if len(pending) >= batch_size:
             flush()
     flush()
@@ -363,24 +321,33 @@ def embed_paths(
     methods = [""] * len(paths)
     failures: list[tuple[str, str]] = []
     fallback_used: list[str] = []
-    reported: set[str] = set()
-    for i, p in enumerate(paths):
-        if p in unreadable:
-            if p not in reported:
-                failures.append((p, unreadable[p]))
-            reported.add(p)
+    reported: set[tuple[str, str | None]] = set()
+    for i, item in enumerate(items):
+        p = item[0]
+        if item in unreadable or digests.get(item) not in known:
+            # a file identical to an unusable one is unusable for the same reason
+            if item not in reported:
+                failures.append((p, unreadable.get(item) or _same_as(item, digests,
+                                                                      unreadable)))
+            reported.add(item)
             continue
-        vec, method = known[digests[p]]
+        vec, method = known[digests[item]]
         methods[i] = method
         if method == "center" and fallback == "exclude":
-            if p not in reported:
+            if item not in reported:
                 failures.append((p, "no face detected"))
-            reported.add(p)
+            reported.add(item)
             continue
-        if method == "center" and p not in reported:
+        if method == "center" and item not in reported:
             fallback_used.append(p)
-            reported.add(p)
+            reported.add(item)
         out[i], ok[i] = vec, True
     return EmbeddingResult(paths, out, ok, methods, failures, fallback_used,
-                           cached=sum(1 for p in unique if p in digests
-                                      and digests[p] in hits))
+                           cached=sum(1 for item in unique if item in digests
+                                      and digests[item] in hits))
+
+
+def _same_as(item: tuple[str, str | None], digests: dict, unreadable: dict) -> str:
+    """The reason an item whose content equals an unusable item's is unusable."""
+    twin = next(other for other in unreadable if digests.get(other) == digests[item])
+    return unreadable[twin]

@@ -80,6 +80,21 @@ def _manifest_styles(root: Path) -> dict[str, str]:
     return {}
 
 
+def dealt_folds(labels: np.ndarray, k: int = 10) -> np.ndarray | None:
+    """Folds for a protocol that has only one: pairs dealt in turn into ``k`` folds within
+    each label, so that every fold, and every threshold-learning remainder, holds genuine and
+    impostor pairs. ``None`` when there are not two pairs of each kind."""
+    labels = np.asarray(labels, dtype=bool)
+    k = min(k, int(labels.sum()), int((~labels).sum()))
+    if k < 2:
+        return None
+    folds = np.empty(len(labels), np.int64)
+    for value in (True, False):
+        rows = np.flatnonzero(labels == value)
+        folds[rows] = np.arange(len(rows)) % k
+    return folds
+
+
 def _pair_style(a_side: str, a: str, b_side: str, b: str, styles: dict[str, str | None]) -> str:
     masked = [styles.get(p) for side, p in ((a_side, a), (b_side, b)) if side == "masked"]
     if not masked:
@@ -157,6 +172,15 @@ def evaluate_protocols(
             methods=[(emb.methods[index[a]], emb.methods[index[b]]) for a, b in kept_paths],
             styles=pair_styles, excluded=excluded,
         )
+        if len(np.unique(folds)) < 2:
+            # One fold leaves no other fold to learn the accuracy threshold on.
+            dealt = dealt_folds(labels)
+            if dealt is None:
+                raise ValueError(f"{name}: metrics need at least two genuine (same) and two "
+                                 f"impostor (different) pairs; it has {int(labels.sum())} "
+                                 f"and {int((~labels).sum())}")
+            folds = dealt
+        res.folds = folds
         res.metrics = verification_metrics(labels, -dist, folds, n_bootstrap=n_bootstrap)
         for style in sorted(set(pair_styles) - {"none", "unknown"}):
             sel = np.array([s == style for s in pair_styles])
@@ -167,9 +191,11 @@ def evaluate_protocols(
             # Per-style subsets may leave a fold one-sided; use its folds only if all hold
             # both labels, else let KFold split the subset.
             two_sided = all(y[f == k].any() and not y[f == k].all() for k in np.unique(f))
+            style_folds = f if two_sided and len(np.unique(f)) > 1 else dealt_folds(y)
+            if style_folds is None:
+                continue
             res.by_style[style] = verification_metrics(
-                y, -dist[sel], f if two_sided and len(np.unique(f)) > 1 else None,
-                n_bootstrap=n_bootstrap,
+                y, -dist[sel], style_folds, n_bootstrap=n_bootstrap,
             )
         results.append(res)
     timings = {"embedding_s": t_embed, "total_s": time.perf_counter() - t0,

@@ -37,8 +37,14 @@ def dlib_model_path(filename: str) -> str:
     return str(path)
 
 
+# dlib's HOG detector keeps scratch buffers between calls: one call at a time, across threads
+# and every module that uses it (DlibAnalyser, maskface.geometry.locate).
+MODELS_LOCK = threading.RLock()
+
+
 @cache
 def _models():
+    """dlib's HOG detector and 68-point predictor: the one cached pair every module uses."""
     import dlib
 
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(
@@ -89,13 +95,12 @@ class DlibAnalyser:
     def __init__(self, upsample: int = 1, min_score: float = 0.25) -> None:
         self.upsample = upsample
         self.min_score = min_score
-        self._lock = threading.Lock()
 
     def __call__(self, image: np.ndarray) -> list[Face]:
         """All faces in an RGB uint8 image, largest first."""
         detector, predictor = _models()
         image = np.ascontiguousarray(image)
-        with self._lock:
+        with MODELS_LOCK:
             rects, scores, _ = detector.run(image, self.upsample, self.min_score)
             if not rects and self.upsample < 2 and max(image.shape[:2]) <= 1200:
                 rects, scores, _ = detector.run(image, 2, self.min_score)  # small faces

@@ -1,8 +1,8 @@
 """MediaPipe backend: BlazeFace detection, then the Face Mesh landmark model on each face.
 
-Both models are the ``.tflite`` files the pinned MediaPipe wheel bundles. Detection runs through
-MediaPipe's own graphs (anchors, non-maximum suppression). The landmark model runs directly in
-LiteRT on a crop we choose: first the detection's box turned upright by the eye line, then a
+Both models are the ``.tflite`` files the pinned MediaPipe wheel bundles, run directly in
+LiteRT. Detection searches an image pyramid (:mod:`maskface.geometry.detect`). The landmark
+model runs on a crop we choose: first the detection's box turned upright by the eye line, then a
 second pass on the box of the first pass's landmarks, as MediaPipe's video tracking does. This
 skips the detector Face Mesh would run again inside its graph (half the cost), and lets faces
 found by any detector (small faces in tiles, faces at the border) get landmarks.
@@ -12,27 +12,22 @@ from __future__ import annotations
 
 import os
 import threading
-import warnings
 
 import cv2
 import numpy as np
 
-from maskface.geometry.blazeface import ShortRangeDetector
+from maskface.geometry import verify as face_check
+from maskface.geometry.detect import MIN_FACE, FaceFinder
 from maskface.geometry.face import Face
 from maskface.geometry.fit import face_from_mesh
-from maskface.geometry.tflite import interpreter, quiet
+from maskface.geometry.tflite import interpreter
 
-# Quieten the C++ logging MediaPipe prints at start-up, and a protobuf deprecation warning
-# its Python side raises on every call (nothing a user can act on).
+# Quieten the C++ logging LiteRT prints at start-up (nothing a user can act on).
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
 
 _INPUT = 192  # landmark model input side
 _ROI_SCALE = 1.5  # crop side over face side, as MediaPipe's face landmark graphs use
-_DETECT_MAX_SIDE = 4096  # huge images are searched downscaled to this side
-_TILE = 400
-_BIG_FACE = 0.2  # a face this large (share of the short side) ends the search early
 _EYES = (33, 263)  # outer eye corners: the crop's rotation comes from them
 # The first pass lands within ~1% of the face width of the second (measured on LFW): below
 # this width that is under 2 pixels, and the second pass is skipped.
@@ -49,11 +44,13 @@ class _Landmarker:
         self._points, self._flag = outputs["conv2d_21"], outputs["conv2d_31"]
 
     def __call__(
-        self, image: np.ndarray, centre: np.ndarray, size: float, angle: float
+        self, image: np.ndarray, centre: np.ndarray, size: float, angle: float,
+        border: int = cv2.BORDER_CONSTANT,
     ) -> tuple[np.ndarray, float]:
         """Landmarks (468, 3) in image pixels and face presence for a square crop.
 
-        The crop has side ``size``, is centred on ``centre`` and turned by ``angle`` radians.
+        The crop has side ``size``, is centred on ``centre`` and turned by ``angle`` radians;
+        what lies beyond the image is filled as ``border`` says (an OpenCV border mode).
         """
         c, s = np.cos(angle), np.sin(angle)
         k = size / _INPUT
@@ -61,7 +58,7 @@ class _Landmarker:
         to_image[:, 2] = centre - to_image[:, :2] @ np.array([_INPUT / 2, _INPUT / 2])
         crop = cv2.warpAffine(
             image, cv2.invertAffineTransform(to_image), (_INPUT, _INPUT),
-            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+            flags=cv2.INTER_LINEAR, borderMode=border,
         )
         self._net.set_tensor(self._input, (crop.astype(np.float32) / 255.0)[None])
         self._net.invoke()
@@ -86,93 +83,75 @@ def _roi_from_landmarks(pts: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 class MediaPipeAnalyser:
-    """Dense 468-point landmarks with depth for every face (MediaPipe's bundled models)."""
+    """Dense 468-point landmarks with depth for every face (MediaPipe's bundled models).
+
+    Faces are found by :class:`~maskface.geometry.detect.FaceFinder` (BlazeFace over an image
+    pyramid: any aspect ratio, faces down to ``min_face`` pixels, ``search`` ``"auto"`` or
+    ``"all"``); the landmark network then runs on each face's own crop, and a face whose crop
+    it judges faceless (presence under ``min_presence``) is dropped unless, with ``verify``,
+    the mesh it drew passes the face check of :mod:`maskface.geometry.verify` (masked faces).
+
+    ``aligned="arcface112"`` (or ``"facenet160"``, ``"dlib150"``) says every image is a crop
+    aligned with that template: each then has exactly one face, placed by the template and
+    refined by the landmark network, without detection (:mod:`maskface.geometry.aligned`).
+    """
 
     name = "mediapipe"
 
-    def __init__(self, min_score: float = 0.5, min_presence: float = 0.5) -> None:
+    def __init__(self, min_score: float = 0.5, min_presence: float = 0.5,
+                 min_face: float = MIN_FACE, search: str = "auto", verify: bool = True,
+                 aligned: str | None = None) -> None:
+        if aligned is not None:
+            from maskface.geometry.aligned import check_template
+
+            aligned = check_template(aligned)
+        self.aligned = aligned
         self.min_score = min_score
         self.min_presence = min_presence
+        self.verify = verify
+        self._finder = FaceFinder(min_score, min_face, search)
         self._lock = threading.Lock()
-        self._full = None
-        self._short: ShortRangeDetector | None = None
         self._landmarker: _Landmarker | None = None
 
-    def _full_range(self):
-        if self._full is None:
-            with quiet():
-                from mediapipe.python.solutions import face_detection
+    @property
+    def min_face(self) -> float:
+        return self._finder.min_face
 
-                self._full = face_detection.FaceDetection(
-                    model_selection=1, min_detection_confidence=self.min_score
-                )
-                self._full.process(np.zeros((64, 64, 3), np.uint8))
-        return self._full
+    @property
+    def search(self) -> str:
+        return self._finder.search
 
     def detect_boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
-        """Face boxes (x0, y0, x1, y1) in image pixels, scores and eye-line angles, best first.
-
-        The short-range model finds the large faces of portraits and dataset crops fast. When
-        it finds none that large, the full-range model searches the image, and large images
-        also in overlapping tiles: it sees a 192-pixel thumbnail, which loses faces smaller
-        than about a tenth of the image side.
-        """
-        h, w = image.shape[:2]
-        if self._short is None:
-            self._short = ShortRangeDetector(self.min_score)
-        found = []
-        for box, score, kp in self._short(image):
+        """Face boxes (x0, y0, x1, y1) in image pixels, scores and eye-line angles, best first."""
+        out = []
+        for box, score, kp in self._finder(image):
             eye = kp[1] - kp[0]
-            found.append((box, score, float(np.arctan2(eye[1], eye[0]))))
-        big = any(max(b[2] - b[0], b[3] - b[1]) >= _BIG_FACE * min(h, w) for b, _, _ in found)
-        if not big:
-            found += self._detect_in(image, 0, 0, 1.0)
-            if max(h, w) > 2 * _TILE:
-                factor = min(1.0, _DETECT_MAX_SIDE / max(h, w))
-                tile = _TILE / factor  # tiles keep _TILE pixels after downscaling huge images
-                step = tile * 0.75
-                for y in np.arange(0, max(h - tile, 0) + step, step):
-                    for x in np.arange(0, max(w - tile, 0) + step, step):
-                        x0, y0 = int(min(x, max(w - tile, 0))), int(min(y, max(h - tile, 0)))
-                        window = image[y0 : y0 + int(tile), x0 : x0 + int(tile)]
-                        found += self._detect_in(window, x0, y0, factor)
-        found.sort(key=lambda item: -item[1])
-        kept: list[tuple[np.ndarray, float, float]] = []
-        for box, score, angle in found:
-            if all(_iou(box, other) < 0.3 and not _inside(box, other) for other, _, _ in kept):
-                kept.append((box, score, angle))
-        return kept
+            out.append((box, score, float(np.arctan2(eye[1], eye[0]))))
+        return out
 
-    def _detect_in(
-        self, image: np.ndarray, x0: int, y0: int, factor: float
-    ) -> list[tuple[np.ndarray, float, float]]:
-        """Full-range detections in ``image`` (a window at x0, y0 of the photo, downscaled
-        by ``factor`` first)."""
-        h, w = image.shape[:2]
-        if factor < 1.0:
-            image = cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))),
-                               interpolation=cv2.INTER_AREA)
-        result = self._full_range().process(np.ascontiguousarray(image))
-        boxes = []
-        for det in result.detections or []:
-            rel = det.location_data.relative_bounding_box
-            box = np.array([rel.xmin * w + x0, rel.ymin * h + y0,
-                            (rel.xmin + rel.width) * w + x0, (rel.ymin + rel.height) * h + y0])
-            kp = det.location_data.relative_keypoints  # 0: right eye, 1: left eye
-            angle = float(np.arctan2((kp[1].y - kp[0].y) * h, (kp[1].x - kp[0].x) * w))
-            boxes.append((box, float(det.score[0]), angle))
-        return boxes
-
-    def landmarks(
-        self, image: np.ndarray, box: np.ndarray, angle: float = 0.0
-    ) -> tuple[np.ndarray, float] | None:
-        """Landmarks (468, 3) in image pixels and face presence for the face in ``box``."""
+    def measure(self, image: np.ndarray, box: np.ndarray, angle: float = 0.0,
+                score: float = 1.0) -> tuple[np.ndarray, float, np.ndarray]:
+        """One landmark pass on the crop of ``box``: landmarks (468, 3) in image pixels, the
+        network's face presence, and the face check's features (:mod:`~.verify`)."""
         if self._landmarker is None:
             self._landmarker = _Landmarker()
         centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
         size = max(box[2] - box[0], box[3] - box[1]) * _ROI_SCALE
         pts, presence = self._landmarker(image, centre, size, angle)
-        if presence < self.min_presence:
+        return pts, presence, face_check.features(pts, centre, size, angle, score, presence)
+
+    def landmarks(
+        self, image: np.ndarray, box: np.ndarray, angle: float = 0.0, score: float = 1.0
+    ) -> tuple[np.ndarray, float] | None:
+        """Landmarks (468, 3) in image pixels and face presence for the face in ``box``, or
+        ``None`` when the crop holds no face.
+
+        A crop is a face when the network's presence reaches ``min_presence`` or, with
+        ``verify`` (masked faces score low presence), when :mod:`~.verify` says so.
+        """
+        pts, presence, x = self.measure(image, box, angle, score)
+        if presence < self.min_presence and not (
+                self.verify and face_check.probability(x) >= face_check.threshold()):
             return None
         if np.ptp(pts[:, 0]) < _ONE_PASS_WIDTH:
             return pts, presence
@@ -180,40 +159,57 @@ class MediaPipeAnalyser:
         pts2, presence2 = self._landmarker(image, *_roi_from_landmarks(pts))
         return (pts2, presence2) if presence2 >= presence * 0.9 else (pts, presence)
 
+    def mesh_from(self, image: np.ndarray, start: np.ndarray,
+                  border: int = cv2.BORDER_REPLICATE) -> tuple[np.ndarray, float]:
+        """Landmarks (468, 3) and presence of the face whose mesh is roughly ``start``.
+
+        Two passes, each on the crop the landmarks before it frame. Beyond the image the
+        crop repeats its border: for faces that fill the frame, a black surround would read
+        as a dark background the face stops at."""
+        with self._lock:
+            if self._landmarker is None:
+                self._landmarker = _Landmarker()
+            pts, _ = self._landmarker(image, *_roi_from_landmarks(start), border)
+            return self._landmarker(image, *_roi_from_landmarks(pts), border)
+
     def __call__(self, image: np.ndarray) -> list[Face]:
         """All faces in an RGB uint8 image, largest first."""
         image = np.ascontiguousarray(image)
-        with self._lock:  # the graphs and the interpreter are not re-entrant
-            faces: list[Face] = []
-            for box, score, angle in self.detect_boxes(image):
-                found = self.landmarks(image, box, angle)
-                if found is None:
-                    continue
-                pts, _ = found
-                face = face_from_mesh(pts, pts, score, image.shape, self.name)
-                # Two boxes on one face (e.g. from neighbouring tiles) give the same mesh.
-                if all(np.linalg.norm(face.mesh[1, :2] - f.mesh[1, :2]) > 0.25 * f.width
-                       for f in faces):
-                    faces.append(face)
+        if self.aligned is not None:
+            from maskface.geometry.aligned import aligned_face
+
+            return [aligned_face(image, self.aligned, self)]
+        faces: list[Face] = []
+
+        def accept(detection) -> bool:
+            box, score, kp = detection
+            eye = kp[1] - kp[0]
+            found = self.landmarks(image, box, float(np.arctan2(eye[1], eye[0])), score)
+            if found is None:
+                return False
+            face = face_from_mesh(found[0], found[0], score, image.shape, self.name)
+            # Two detections of one face (at two scales, or of a part of it) give
+            # overlapping meshes.
+            if any(np.linalg.norm(face.mesh[1, :2] - f.mesh[1, :2]) <= 0.25 * f.width
+                   or _overlap(face.box, f.box) >= 0.5 for f in faces):
+                return False
+            faces.append(face)
+            return True
+
+        with self._lock:  # the interpreters are not re-entrant
+            self._finder(image, accept)
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces
 
     def close(self) -> None:
-        if self._full is not None:
-            self._full.close()
-        self._full = self._short = self._landmarker = None
+        """Drop the networks (they are loaded again when needed)."""
+        self._finder = FaceFinder(self.min_score, self.min_face, self.search)
+        self._landmarker = None
 
 
-def _inside(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether most of box ``a`` lies within box ``b`` (a duplicate from another tile)."""
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection of two boxes over the smaller one's area."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    return ix * iy > 0.6 * (a[2] - a[0]) * (a[3] - a[1])
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / smaller if smaller > 0 else 0.0

@@ -23,14 +23,15 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from maskface.atomic import write_bytes_atomic
-from maskface.datasets.base import DatasetError, Problem
+from maskface.datasets.base import Dataset, DatasetError, Problem
+from maskface.datasets.pairs import PairList
 from maskface.protocols.masked import MaskedCopy
 
 CONFIGURATIONS: tuple[str, ...] = (
@@ -74,6 +75,8 @@ class Protocol:
     rows: list[PairRow]
     problems: list[Problem] = field(default_factory=list)
     source: str = ""
+    # What was drawn or decided on the way (fewer pairs than asked, folds dealt, ...).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def filename(self) -> str:
@@ -82,14 +85,15 @@ class Protocol:
 
 def configurations(
     kind: str, base: Sequence[PairRow], masked: MaskedCopy | None, *, seed: int, source: str,
-    base_problems: Sequence[Problem] = (),
+    base_problems: Sequence[Problem] = (), notes: Sequence[str] = (),
 ) -> list[Protocol]:
     """The four configurations of ``base`` (only ``unmasked-unmasked`` without ``masked``).
 
     With several masked variants per image, each masked side draws one with a generator seeded
     by ``seed`` (the draws are made once, so every configuration uses the same variant).
     """
-    protocols = [Protocol(kind, CONFIGURATIONS[0], list(base), list(base_problems), source)]
+    protocols = [Protocol(kind, CONFIGURATIONS[0], list(base), list(base_problems), source,
+                          list(notes))]
     if masked is None:
         return protocols
     rng = np.random.default_rng(seed)
@@ -98,7 +102,7 @@ def configurations(
     ]
     for configuration in CONFIGURATIONS[1:]:
         mask_a, mask_b = (side == "masked" for side in configuration.split("-"))
-        protocol = Protocol(kind, configuration, [], list(base_problems), source)
+        protocol = Protocol(kind, configuration, [], list(base_problems), source, list(notes))
         for row, ((path_a, why_a), (path_b, why_b)) in zip(base, drawn, strict=True):
             reasons = [why for on, path, why in ((mask_a, path_a, why_a), (mask_b, path_b, why_b))
                        if on and path is None]
@@ -113,6 +117,43 @@ def configurations(
             ))
         protocols.append(protocol)
     return protocols
+
+
+def pair_rows(
+    dataset: Dataset, lists: Sequence[PairList], folds: str | int | Iterable[int] | None = None,
+) -> tuple[list[PairRow], list[Problem], tuple[int, ...] | None]:
+    """The rows of a dataset's pairs files (one fold per file after the first's), the problems
+    of the kept folds, and the 1-based folds kept (``None``: all).
+
+    Pairs are numbered across every file, kept or not, so a fold's rows carry the numbers
+    they have in the whole protocol."""
+    from maskface.datasets.lfw import parse_folds
+
+    chosen = parse_folds(folds, sum(pairs.folds for pairs in lists))
+    rows: list[PairRow] = []
+    problems: list[Problem] = []
+    index = 0
+    for offset, pairs in enumerate(lists):
+        problems.extend(p for p in pairs.problems
+                        if chosen is None or _line_fold(pairs, p.line, offset) in (None, *chosen))
+        for p in pairs.pairs:
+            fold = p.fold + offset
+            if chosen is None or fold + 1 in chosen:
+                rows.append(PairRow(
+                    pair=index, fold=fold, same=p.same,
+                    a=dataset.relpath(p.a), b=dataset.relpath(p.b),
+                    identity_a=p.a.identity or "", identity_b=p.b.identity or "",
+                    source_line=p.line,
+                ))
+            index += 1
+    return rows, problems, chosen
+
+
+def _line_fold(pairs: PairList, line: int, offset: int) -> int | None:
+    """The 1-based fold of a line of a pairs file with a header (``None`` if unknown)."""
+    if line < 2 or not pairs.per_fold:
+        return None
+    return (line - 2) // (2 * pairs.per_fold) + offset + 1
 
 
 def write_protocols(
@@ -134,6 +175,7 @@ def write_protocols(
             *(f"root {side}: {path}" for side, path in roots.items()),
             f"seed: {seed}; pairs: {len(protocol.rows)}; left out: {len(protocol.problems)} "
             f"(see {protocol.kind}_problems.csv)",
+            *(f"note: {note}" for note in protocol.notes),
         ):
             buffer.write(f"# {line}\n")
         writer = csv.writer(buffer, lineterminator="\n")
@@ -173,3 +215,33 @@ def read_protocol(path: str | os.PathLike[str]) -> tuple[list[PairRow], dict[str
         for r in csv.DictReader(lines)
     ]
     return rows, roots
+
+
+def protocol_identities(path: str | os.PathLike[str]) -> set[str]:
+    """The identities (LFW: person names) of every image a protocol CSV, or a folder of
+    them, compares; e.g. to keep a test protocol's people out of training.
+
+    Identities come from the ``identity_a``/``identity_b`` columns; where those are empty
+    (datasets without identities) from the image's folder, as in ``<Name>/<Name>_NNNN.jpg``."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.glob("*.csv") if not p.stem.endswith("_problems"))
+        if not files:
+            raise DatasetError(f"{path} holds no protocol CSV ('maskface datasets protocols' "
+                               "writes them).")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise DatasetError(f"The protocol {path} does not exist.")
+    people: set[str] = set()
+    for file in files:
+        try:
+            rows, _ = read_protocol(file)
+        except (KeyError, ValueError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{file} is not a maskface protocol CSV ({exc!r}).") from None
+        for r in rows:
+            for identity, image in ((r.identity_a, r.a), (r.identity_b, r.b)):
+                name = identity or PurePosixPath(image).parent.name
+                if name:
+                    people.add(name)
+    return people

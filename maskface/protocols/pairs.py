@@ -5,6 +5,10 @@ images of it. Different pairs: two distinct identities drawn uniformly, then one
 Pairs are unique (unordered) and dealt round-robin into ``folds`` folds, so every fold has
 ``same // folds`` (+1) same and ``different // folds`` (+1) different pairs; rows list each
 fold's same pairs, then its different pairs, like LFW's ``pairs.txt``.
+
+A small dataset may hold fewer distinct pairs than asked (MFR2: 53 people, 269 images). Then
+every distinct pair of that kind is drawn and the protocol's notes say how many were asked
+and drawn; only a dataset with no same (or no different) pair at all is an error.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from maskface.protocols.base import PairRow, Protocol, configurations
 from maskface.protocols.masked import MaskedCopy
 
 KIND = "pairs"
-# Draws allowed per wanted pair before concluding the dataset is too small for the request.
+# Draws allowed per wanted pair before the rest is picked from the pairs not drawn yet.
 _ATTEMPTS = 50
 
 
@@ -49,8 +53,28 @@ def identity_pairs(
         a, b = by_identity[names[i]], by_identity[names[j]]
         return a[int(rng.integers(len(a)))], b[int(rng.integers(len(b)))]
 
-    genuine = _unique(draw_same, same, "same", dataset.name)
-    impostor = _unique(draw_different, different, "different", dataset.name)
+    sizes = [len(by_identity[n]) for n in names]
+    available = {"same": sum(n * (n - 1) // 2 for n in sizes),
+                 "different": (sum(sizes) ** 2 - sum(n * n for n in sizes)) // 2}
+    notes = []
+    for what, asked in (("same", same), ("different", different)):
+        if asked > available[what]:
+            notes.append(f"asked for {asked} {what} pairs; {dataset.name} has only "
+                         f"{available[what]} distinct ones: drew them all")
+    same, different = min(same, available["same"]), min(different, available["different"])
+
+    def all_same() -> list[tuple[Sample, Sample]]:
+        return [(g[i], g[j]) for g in (by_identity[n] for n in multi)
+                for i in range(len(g)) for j in range(i + 1, len(g))]
+
+    def all_different() -> list[tuple[Sample, Sample]]:
+        return [(a, b) for i, x in enumerate(names) for y in names[i + 1 :]
+                for a in by_identity[x] for b in by_identity[y]]
+
+    genuine = (all_same() if same == available["same"]
+               else _unique(draw_same, all_same, same, rng))
+    impostor = (all_different() if different == available["different"]
+                else _unique(draw_different, all_different, different, rng))
     rows: list[PairRow] = []
     for fold in range(folds):
         for pairs, is_same in ((genuine[fold::folds], True), (impostor[fold::folds], False)):
@@ -58,12 +82,21 @@ def identity_pairs(
                 rows.append(PairRow(pair=len(rows), fold=fold, same=is_same,
                                     a=dataset.relpath(a), b=dataset.relpath(b),
                                     identity_a=a.identity or "", identity_b=b.identity or ""))
-    return configurations(KIND, rows, masked, seed=seed, source=dataset.name)
+    return configurations(KIND, rows, masked, seed=seed, source=dataset.name, notes=notes)
+
+
+Draw = Callable[[], tuple[Sample, Sample]]
 
 
 def _unique(
-    draw: Callable[[], tuple[Sample, Sample]], count: int, what: str, name: str
+    draw: Draw, everything: Callable[[], list[tuple[Sample, Sample]]], count: int,
+    rng: np.random.Generator,
 ) -> list[tuple[Sample, Sample]]:
+    """``count`` distinct (unordered) pairs: drawn one by one, then, when the draws keep
+    repeating (``count`` is close to all there are), topped up from the pairs not yet drawn.
+
+    ``count`` is at most the number of distinct pairs, so the top-up lists only a few more
+    pairs than are wanted."""
     seen: set[frozenset[str]] = set()
     pairs: list[tuple[Sample, Sample]] = []
     for _ in range(count * _ATTEMPTS):
@@ -75,7 +108,8 @@ def _unique(
             seen.add(key)
             pairs.append((a, b))
     if len(pairs) < count:
-        raise DatasetError(
-            f"Could only draw {len(pairs)} distinct {what} pairs of the {count} asked from {name}."
-        )
+        rest = [(a, b) for a, b in everything()
+                if frozenset((str(a.path), str(b.path))) not in seen]
+        picked = rng.choice(len(rest), size=min(count - len(pairs), len(rest)), replace=False)
+        pairs.extend(rest[int(i)] for i in sorted(picked))
     return pairs

@@ -5,7 +5,9 @@ generator picks a reference image, a genuine probe (another image of the same id
 impostor probe (an image of another identity, chosen uniformly among all other identities),
 giving two rows: (reference, genuine probe, same=1) and (reference, impostor probe, same=0).
 ``pairs=N`` (even) draws ``N / 2`` identities without replacement, as in masked benchmarks
-that sample 1000 pairs; ``pairs=None`` uses every eligible identity. Rows are in sorted
+that sample 1000 pairs; ``pairs=None`` uses every eligible identity. A dataset with fewer
+eligible identities (MFR2) gives all it has, and the protocol's notes and kind
+(``reference-probe-<pairs drawn>``) say so. Rows are in sorted
 identity order and all in fold 0. In the masked configurations the reference is side ``a`` and
 the probe side ``b``: ``unmasked-masked`` is the usual unmasked reference vs masked probe.
 """
@@ -36,15 +38,16 @@ def reference_probe(
         )
     names = sorted(groups)
     rng = np.random.default_rng(seed)
+    notes: list[str] = []
     if pairs is not None:
         if pairs < 2 or pairs % 2:
             raise DatasetError(f"pairs must be an even number of at least 2, got {pairs}.")
         if pairs // 2 > len(names):
-            raise DatasetError(
-                f"{pairs} pairs need {pairs // 2} identities with two images; "
-                f"{dataset.name} has {len(names)} (use the all-identities variant)."
-            )
-        names = sorted(rng.choice(names, size=pairs // 2, replace=False).tolist())
+            notes.append(f"asked for {pairs} pairs, which need {pairs // 2} identities with "
+                         f"two images; {dataset.name} has {len(names)}: drew "
+                         f"{2 * len(names)} pairs, two per identity")
+        names = sorted(rng.choice(names, size=min(pairs // 2, len(names)),
+                                  replace=False).tolist())
     rows: list[PairRow] = []
     for name in names:
         reference, genuine = rng.choice(len(groups[name]), size=2, replace=False)
@@ -59,5 +62,6 @@ def reference_probe(
             rows.append(PairRow(pair=len(rows), fold=0, same=same, a=a,
                                 b=dataset.relpath(probe), identity_a=name,
                                 identity_b=probe.identity or ""))
-    kind = f"{KIND}-all" if pairs is None else f"{KIND}-{pairs}"
-    return configurations(kind, rows, masked, seed=seed, source=dataset.name)
+    # Named by the pairs drawn, which are fewer than asked on a small dataset.
+    kind = f"{KIND}-all" if pairs is None else f"{KIND}-{len(rows)}"
+    return configurations(kind, rows, masked, seed=seed, source=dataset.name, notes=notes)

@@ -226,9 +226,27 @@ def dlib_resnet(dat: str | os.PathLike[str] | None = None) -> DlibResNet:
     return model.eval()
 
 
+def load_weights(path: str | os.PathLike[str]) -> DlibResNet:
+    """A :class:`DlibResNet` in eval mode with weights from a safetensors state dict (fp16 or
+    fp32), such as the one ``maskface train`` writes."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from maskface.recognizers.base import ModelLoadError
+
+    model = DlibResNet()
+    try:
+        state = load_file(str(path))
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+    except (OSError, SafetensorError, RuntimeError) as e:
+        raise ModelLoadError(f"{path} does not hold dlib-resnet weights: {e}") from None
+    return model.eval()
+
+
 @cache
-def _shared_model(device: str) -> DlibResNet:
-    return dlib_resnet().fused().to(device, memory_format=torch.channels_last)
+def _shared_model(device: str, weights: str | None = None) -> DlibResNet:
+    model = dlib_resnet() if weights is None else load_weights(weights)
+    return model.fused().to(device, memory_format=torch.channels_last)
 
 
 def _default_device() -> str:
@@ -248,11 +266,22 @@ class DlibResNetRecognizer(Recognizer):
         batch_size: int = 24,
         flip: bool = False,
         num_threads: int | None = None,
+        weights: str | os.PathLike[str] | None = None,
+        name: str | None = None,
     ) -> None:
-        """``num_threads`` sets torch's (process-wide) CPU thread count when given."""
+        """``num_threads`` sets torch's (process-wide) CPU thread count when given.
+        ``weights``: a safetensors state dict of this architecture (a fine-tuned model)
+        instead of dlib's; ``name`` then names it (in reports and cache keys)."""
         super().__init__(flip=flip, batch_size=batch_size)
         self.device = torch.device(device or _default_device())
-        self.model = _shared_model(str(self.device))
+        if weights is not None:
+            from maskface.recognizers.model_common import file_fingerprint, model_file
+
+            path = model_file(weights)
+            self.name = name or f"dlib-resnet:{path.stem}"
+            self.cache_id = file_fingerprint(path)
+            weights = str(path.resolve())
+        self.model = _shared_model(str(self.device), weights)
         if num_threads is not None:
             torch.set_num_threads(num_threads)
 
@@ -272,8 +301,10 @@ class DlibResNetRecognizer(Recognizer):
 
 def export_onnx(path: str | os.PathLike[str], model: DlibResNet | None = None) -> Path:
     """Write the model as ONNX (input ``chips``: N x 3 x 150 x 150 float RGB 0..255, output
-    ``descriptors``: N x 128, dynamic batch), atomically. Uses torch's TorchScript exporter,
-    which needs the ``onnx`` package (not onnxscript) and works offline."""
+    ``descriptors``: N x 128, dynamic batch), atomically, recording the alignment and input
+    scaling for :class:`~maskface.recognizers.onnx_model.OnnxRecognizer`. Uses torch's
+    TorchScript exporter, which needs the ``onnx`` package (not onnxscript) and works
+    offline."""
     import io
     import warnings
 
@@ -294,9 +325,16 @@ def export_onnx(path: str | os.PathLike[str], model: DlibResNet | None = None) -
             opset_version=17,
             dynamo=False,
         )
+    import onnx
+
+    proto = onnx.load_from_string(buf.getvalue())
+    # The ONNX recognizer reads these, so the file needs no --alignment or scaling flags.
+    for key, value in {"maskface.alignment": "dlib150", "maskface.mean": "0",
+                       "maskface.std": "1"}.items():
+        proto.metadata_props.add(key=key, value=value)
     path = Path(path)
     with atomic_writer(path) as f:
-        f.write(buf.getvalue())
+        f.write(proto.SerializeToString())
     return path
 
 
@@ -310,5 +348,6 @@ __all__ = [
     "dlib_resnet",
     "export_onnx",
     "load_state_dict",
+    "load_weights",
     "state_dict_from_dlib",
 ]

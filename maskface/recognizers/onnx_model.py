@@ -64,7 +64,8 @@ class OnnxRecognizer(Recognizer):
     """An ONNX model mapping aligned chips to embeddings; CUDA when onnxruntime has it.
 
     Chips are scaled as ``(pixel - mean) / std`` (per channel or one number, 0..255 units;
-    ArcFace's 127.5/128 by default), RGB unless ``bgr``. ``alignment`` defaults to the one
+    ArcFace's 127.5/128 by default, or what a model exported by maskface records), RGB unless
+    ``bgr``. ``alignment`` defaults to the one
     matching a fixed input size (112: ``arcface112``, 160: ``facenet160``, 150: ``dlib150``),
     else ``arcface112``. ``layout`` (``"nchw"``/``"nhwc"``) overrides what the input shape
     says. ``providers`` are onnxruntime's execution providers, in order of preference.
@@ -77,8 +78,8 @@ class OnnxRecognizer(Recognizer):
         path: str | os.PathLike[str],
         *,
         alignment: str | None = None,
-        mean: float | Sequence[float] = ARCFACE_MEAN,
-        std: float | Sequence[float] = ARCFACE_STD,
+        mean: float | Sequence[float] | None = None,
+        std: float | Sequence[float] | None = None,
         bgr: bool = False,
         layout: str | None = None,
         providers: Sequence[str] | None = None,
@@ -98,6 +99,13 @@ class OnnxRecognizer(Recognizer):
         except Exception as e:  # onnxruntime's own exception types (InvalidProtobuf, Fail...)
             first = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
             raise ModelLoadError(f"{self.path} is not a usable ONNX model: {first}") from None
+        # Models maskface exports say how they want their chips (see export_onnx).
+        meta = self.session.get_modelmeta().custom_metadata_map
+        alignment = alignment or meta.get("maskface.alignment")
+        mean = mean if mean is not None else float(meta.get("maskface.mean", ARCFACE_MEAN))
+        std = std if std is not None else float(meta.get("maskface.std", ARCFACE_STD))
+        if alignment is not None:
+            check_alignment(alignment)
         inp = self.session.get_inputs()[0]
         self._input = inp.name
         self._output = self.session.get_outputs()[0].name

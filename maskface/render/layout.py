@@ -18,6 +18,7 @@ from functools import cache
 import numpy as np
 from scipy.interpolate import LinearNDInterpolator
 
+from maskface.errors import InvalidInputError
 from maskface.geometry import reference as ref_mod
 from maskface.geometry.reference import reference, vertex_normals
 from maskface.styles.base import WEAR_STYLES, FaceFrame
@@ -178,7 +179,8 @@ def _frame_cm(wear: str) -> dict[str, np.ndarray]:
 def face_frame(wear: str = "correct", size: int = 512) -> FaceFrame:
     """The texture-space anchors for a wear style on a ``size`` x ``size`` canvas."""
     if wear not in WEAR_STYLES:
-        raise ValueError(f"unknown wear style {wear!r}; choose from {', '.join(WEAR_STYLES)}")
+        raise InvalidInputError(
+            f"unknown wear style {wear!r}; choose from {', '.join(WEAR_STYLES)}")
     cm = _frame_cm(wear)
     px = {k: to_canvas(np.atleast_2d(v), size) for k, v in cm.items()}
     single = {k: v[0] for k, v in px.items() if k not in ("top_curve", "bottom_curve")}

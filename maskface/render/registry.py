@@ -1,16 +1,21 @@
-"""Renderer registry: ``create_renderer(name)``, ``list_renderers()``."""
+"""Renderer registry: ``create_renderer(name)``, ``list_renderers()``.
+
+Entries are factories that import their renderer on first use, so listing the names (the
+command line's choices) costs nothing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from maskface.geometry.face import Face
-from maskface.render.renderer2d import MaskLayer, Renderer2D
-from maskface.render.renderer3d import Renderer3D
-from maskface.styles import MaskStyle
+from maskface.registry import Registry
+
+if TYPE_CHECKING:
+    from maskface.geometry.face import Face
+    from maskface.render.renderer2d import MaskLayer
+    from maskface.styles import MaskStyle
 
 
 class Renderer(Protocol):
@@ -24,17 +29,29 @@ class Renderer(Protocol):
     ) -> MaskLayer | None: ...
 
 
-_REGISTRY: dict[str, Callable[..., Renderer]] = {"2d": Renderer2D, "3d": Renderer3D}
+RENDERERS: Registry[Any] = Registry("renderer")
 
 
-def list_renderers() -> list[str]:
-    """Names accepted by :func:`create_renderer`."""
-    return sorted(_REGISTRY)
+@RENDERERS.register("2d")
+def _renderer_2d(**kwargs: Any) -> Renderer:
+    from maskface.render.renderer2d import Renderer2D
+
+    return Renderer2D(**kwargs)
 
 
-def create_renderer(name: str = "2d", **kwargs) -> Renderer:
+@RENDERERS.register("3d")
+def _renderer_3d(**kwargs: Any) -> Renderer:
+    from maskface.render.renderer3d import Renderer3D
+
+    return Renderer3D(**kwargs)
+
+
+def list_renderers(pattern: str | None = None) -> list[str]:
+    """Names accepted by :func:`create_renderer` (those matching ``pattern``, if given)."""
+    return RENDERERS.list(pattern)
+
+
+def create_renderer(name: str = "2d", **kwargs: Any) -> Renderer:
     """A renderer by name: ``"2d"`` (texture warped over the face mesh) or ``"3d"`` (a mask
     surface of its own, standing off the reconstructed face)."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown renderer {name!r}; choose from {', '.join(_REGISTRY)}")
-    return _REGISTRY[name](**kwargs)
+    return RENDERERS.create(name, **kwargs)

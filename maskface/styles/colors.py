@@ -10,6 +10,8 @@ import re
 
 import numpy as np
 
+from maskface.errors import InvalidInputError
+
 NAMED_COLORS: dict[str, str] = {
     "white": "#f2f3f1",
     "black": "#1c1d20",
@@ -42,7 +44,7 @@ _LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 def parse_color(value: str) -> str:
     """Normalise a colour name or ``#RGB``/``#RRGGBB`` code to lower-case ``#rrggbb``."""
     if not isinstance(value, str):
-        raise ValueError(f"colour must be a name or a hex string, got {value!r}")
+        raise InvalidInputError(f"colour must be a name or a hex string, got {value!r}")
     key = " ".join(value.strip().lower().replace("_", " ").replace("-", " ").split())
     key = _ALIASES.get(key, key)
     if key in NAMED_COLORS:
@@ -50,7 +52,7 @@ def parse_color(value: str) -> str:
     if _HEX.fullmatch(key):
         digits = key[1:] if len(key) == 7 else "".join(c * 2 for c in key[1:])
         return "#" + digits
-    raise ValueError(
+    raise InvalidInputError(
         f"unknown colour {value!r}: use #RRGGBB, #RGB or one of {', '.join(NAMED_COLORS)}"
     )
 

@@ -40,6 +40,7 @@ import numpy as np
 from PIL import Image
 from scipy.interpolate import RBFInterpolator
 
+from maskface.errors import InvalidInputError
 from maskface.styles.base import FaceFrame, MaskTexture
 from maskface.styles.colors import parse_color
 from maskface.styles.outline import MaskSpace, edge_distance, mask_space
@@ -78,9 +79,9 @@ class CustomConfig:
 
 def _number(value: Any, what: str, lo: float, hi: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a number, got {value!r}")
+        raise InvalidInputError(f"{what} must be a number, got {value!r}")
     if not lo <= value <= hi:
-        raise ValueError(f"{what} must be between {lo} and {hi}, got {value!r}")
+        raise InvalidInputError(f"{what} must be between {lo} and {hi}, got {value!r}")
     return float(value)
 
 
@@ -94,41 +95,41 @@ def load_config(path: str | Path, image_size: tuple[int, int]) -> CustomConfig:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+        raise InvalidInputError(f"{path}: not valid JSON ({err})") from err
     if not isinstance(raw, dict) or not isinstance(raw.get("anchors"), dict):
-        raise ValueError(f"{path}: expected an object with an 'anchors' object")
+        raise InvalidInputError(f"{path}: expected an object with an 'anchors' object")
     unknown = sorted(set(raw) - set(_KEYS))
     if unknown:
-        raise ValueError(f"{path}: unknown keys {unknown}; allowed: {', '.join(_KEYS)}")
+        raise InvalidInputError(f"{path}: unknown keys {unknown}; allowed: {', '.join(_KEYS)}")
 
     valid = REQUIRED_ANCHORS + CORNER_ANCHORS + FRAME_ANCHORS
     anchors = raw["anchors"]
     missing = [k for k in REQUIRED_ANCHORS if k not in anchors]
     if missing:
-        raise ValueError(f"{path}: missing anchors {missing}; {', '.join(REQUIRED_ANCHORS)} are "
-                         "required")
+        raise InvalidInputError(
+            f"{path}: missing anchors {missing}; {', '.join(REQUIRED_ANCHORS)} are required")
     bad = sorted(set(anchors) - set(valid))
     if bad:
-        raise ValueError(f"{path}: unknown anchors {bad}; valid anchors: {', '.join(valid)}")
+        raise InvalidInputError(f"{path}: unknown anchors {bad}; valid anchors: {', '.join(valid)}")
     width, height = image_size
     points: dict[str, tuple[float, float]] = {}
     for name, value in anchors.items():
         if not (isinstance(value, list | tuple) and len(value) == 2):
-            raise ValueError(f"{path}: anchor {name!r} must be [x, y], got {value!r}")
+            raise InvalidInputError(f"{path}: anchor {name!r} must be [x, y], got {value!r}")
         x = _number(value[0], f"{path}: anchor {name!r} x", 0, width)
         y = _number(value[1], f"{path}: anchor {name!r} y", 0, height)
         points[name] = (x, y)
     if points["left"][0] >= points["right"][0]:
-        raise ValueError(f"{path}: anchor 'left' must be left of 'right' in the PNG")
+        raise InvalidInputError(f"{path}: anchor 'left' must be left of 'right' in the PNG")
     if points["top_center"][1] >= points["bottom_center"][1]:
-        raise ValueError(f"{path}: anchor 'top_center' must be above 'bottom_center'")
+        raise InvalidInputError(f"{path}: anchor 'top_center' must be above 'bottom_center'")
 
     out: dict[str, Any] = {"anchors": points}
     if "width_cm" in raw:
         out["width_cm"] = _number(raw["width_cm"], f"{path}: width_cm", 4.0, 22.0)
     if "straps" in raw:
         if raw["straps"] not in STRAP_KINDS:
-            raise ValueError(f"{path}: straps must be one of {', '.join(STRAP_KINDS)}")
+            raise InvalidInputError(f"{path}: straps must be one of {', '.join(STRAP_KINDS)}")
         out["straps"] = raw["straps"]
     if "strap_color" in raw:
         out["strap_color"] = parse_color(raw["strap_color"])
@@ -138,7 +139,7 @@ def load_config(path: str | Path, image_size: tuple[int, int]) -> CustomConfig:
         out["relief_cm"] = _number(raw["relief_cm"], f"{path}: relief_cm", 0.0, 3.0)
     if "fit_outline" in raw:
         if not isinstance(raw["fit_outline"], bool):
-            raise ValueError(f"{path}: fit_outline must be true or false")
+            raise InvalidInputError(f"{path}: fit_outline must be true or false")
         out["fit_outline"] = raw["fit_outline"]
     if "gloss" in raw:
         out["gloss"] = _number(raw["gloss"], f"{path}: gloss", 0.0, 1.0)
@@ -150,13 +151,13 @@ def _read_rgba(path: Path) -> np.ndarray:
     with Image.open(path) as img:
         has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
         if not has_alpha:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{path} has no alpha channel (mode {img.mode}): save the mask as an RGBA PNG, "
                 "transparent outside the mask, so its outline is known"
             )
         rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
     if not (rgba[..., 3] > 0.5).any():
-        raise ValueError(f"{path} is fully transparent: nothing to draw")
+        raise InvalidInputError(f"{path} is fully transparent: nothing to draw")
     return rgba
 
 
@@ -301,4 +302,4 @@ class CustomMask(MaskStyle):
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> CustomMask:
-        raise ValueError("custom masks need a PNG and a config; they cannot be sampled")
+        raise InvalidInputError("custom masks need a PNG and a config; they cannot be sampled")

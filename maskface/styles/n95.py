@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from maskface.errors import InvalidInputError
 from maskface.styles.base import FaceFrame, MaskTexture
 from maskface.styles.colors import luminance, parse_color, to_rgb
 from maskface.styles.outline import (
@@ -65,7 +66,7 @@ class N95Mask(FabricStyle):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.valve_shape not in VALVE_SHAPES:
-            raise ValueError(
+            raise InvalidInputError(
                 f"unknown valve_shape {self.valve_shape!r}; choose from {', '.join(VALVE_SHAPES)}"
             )
         if self.valve_color is not None:

@@ -21,6 +21,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from maskface.errors import InvalidInputError
 from maskface.styles.colors import contrast_color, mix, to_hex, to_rgb
 from maskface.styles.paint import flat, layer
 
@@ -42,7 +43,7 @@ def check_pattern(name: str, allowed: tuple[str, ...] = PATTERNS) -> str:
     """Validate a pattern name (case-insensitive) against ``allowed``."""
     key = str(name).strip().lower()
     if key not in allowed:
-        raise ValueError(f"unknown pattern {name!r}; choose from {', '.join(allowed)}")
+        raise InvalidInputError(f"unknown pattern {name!r}; choose from {', '.join(allowed)}")
     return key
 
 

@@ -7,10 +7,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from maskface.errors import InvalidInputError
+from maskface.registry import Registry
 from maskface.styles.style import MaskStyle
 
-_REGISTRY: dict[str, type[MaskStyle]] = {}
-_ALIASES = {"elastomeric": "respirator", "half_mask": "respirator"}
+STYLES: Registry[type[MaskStyle]] = Registry("mask style")
+STYLES.alias("elastomeric", "respirator")
+STYLES.alias("half_mask", "respirator")
 S = TypeVar("S", bound=type[MaskStyle])
 
 
@@ -20,25 +23,17 @@ def _parameters(cls: type[MaskStyle]) -> list[str]:
 
 def register_style(cls: S) -> S:
     """Class decorator adding a :class:`MaskStyle` subclass to the registry under its name."""
-    name = cls.name
-    if name in _REGISTRY and _REGISTRY[name] is not cls:
-        raise ValueError(f"a different style is already registered as {name!r}")
-    _REGISTRY[name] = cls
-    return cls
+    return STYLES.register(cls.name, cls)
 
 
-def list_styles() -> list[str]:
-    """Names of every registered style, sorted."""
-    return sorted(_REGISTRY)
+def list_styles(pattern: str | None = None) -> list[str]:
+    """Names of the registered styles, sorted; all, or those matching ``pattern`` (``"*95"``)."""
+    return STYLES.list(pattern)
 
 
 def style_class(name: str) -> type[MaskStyle]:
     """The class registered under ``name`` (or one of its aliases)."""
-    key = str(name).strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key not in _REGISTRY:
-        raise ValueError(f"unknown mask style {name!r}; choose from {', '.join(list_styles())}")
-    return _REGISTRY[key]
+    return STYLES[name]
 
 
 def create_style(name: str, **params: Any) -> MaskStyle:
@@ -47,7 +42,7 @@ def create_style(name: str, **params: Any) -> MaskStyle:
     accepted = _parameters(cls)
     unknown = sorted(set(params) - set(accepted))
     if unknown:
-        raise ValueError(
+        raise InvalidInputError(
             f"style {cls.name!r} has no parameter {', '.join(map(repr, unknown))}; "
             f"it takes {', '.join(accepted)}"
         )
@@ -57,7 +52,7 @@ def create_style(name: str, **params: Any) -> MaskStyle:
 def style_from_params(params: dict[str, Any]) -> MaskStyle:
     """Rebuild the style recorded in a texture's ``params`` (extra recorded keys are ignored)."""
     if "style" not in params:
-        raise ValueError("params do not name a style (no 'style' key)")
+        raise InvalidInputError("params do not name a style (no 'style' key)")
     cls = style_class(params["style"])
     return cls(**{k: params[k] for k in _parameters(cls) if k in params})
 
@@ -65,10 +60,11 @@ def style_from_params(params: dict[str, Any]) -> MaskStyle:
 def random_style(name: str | None, rng: np.random.Generator) -> MaskStyle:
     """A plausible random look of style ``name``, or of a style picked by its weight if None."""
     if name is None:
-        names = [n for n in list_styles() if _REGISTRY[n].weight > 0]
-        weights = np.array([_REGISTRY[n].weight for n in names], dtype=np.float64)
+        names = [n for n in list_styles() if STYLES[n].weight > 0]
+        weights = np.array([STYLES[n].weight for n in names], dtype=np.float64)
         name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
     cls = style_class(name)
     if cls.weight <= 0:
-        raise ValueError(f"style {cls.name!r} cannot be drawn at random (it needs user files)")
+        raise InvalidInputError(
+            f"style {cls.name!r} cannot be drawn at random (it needs user files)")
     return cls.sample(rng)

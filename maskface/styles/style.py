@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from maskface.errors import InvalidInputError
 from maskface.styles.base import FaceFrame, MaskTexture
 from maskface.styles.colors import luminance, parse_color, to_rgb
 from maskface.styles.materials import material
@@ -136,11 +137,12 @@ class MaskStyle(ABC):
                 continue
             value = getattr(self, f.name)
             if not isinstance(value, bool | np.bool_):
-                raise ValueError(f"{f.name} must be True or False, got {value!r}")
+                raise InvalidInputError(f"{f.name} must be True or False, got {value!r}")
             object.__setattr__(self, f.name, bool(value))
         if self.seed is not None:
             if not isinstance(self.seed, int | np.integer) or self.seed < 0:
-                raise ValueError(f"seed must be a non-negative integer or None, got {self.seed!r}")
+                raise InvalidInputError(
+                    f"seed must be a non-negative integer or None, got {self.seed!r}")
             object.__setattr__(self, "seed", int(self.seed))
 
     def draw(self, frame: FaceFrame, rng: np.random.Generator) -> MaskTexture:
@@ -204,7 +206,7 @@ class FabricStyle(MaskStyle):
         if self.pattern_scale_cm is not None:
             scale = float(self.pattern_scale_cm)
             if not (math.isfinite(scale) and 0.05 <= scale <= 50.0):
-                raise ValueError(f"pattern_scale_cm must be in [0.05, 50], got {scale!r}")
+                raise InvalidInputError(f"pattern_scale_cm must be in [0.05, 50], got {scale!r}")
             object.__setattr__(self, "pattern_scale_cm", scale)
 
     @property

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from maskface.errors import InvalidInputError
 from maskface.styles.base import FaceFrame, MaskTexture
 from maskface.styles.outline import MaskSpace, bounding_box, fill_polygon, mask_space
 from maskface.styles.profiles import ridge, step
@@ -44,7 +45,7 @@ class SurgicalMask(EarLoopStyle):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not isinstance(self.pleats, int | np.integer) or not 1 <= self.pleats <= 6:
-            raise ValueError(f"pleats must be an integer from 1 to 6, got {self.pleats!r}")
+            raise InvalidInputError(f"pleats must be an integer from 1 to 6, got {self.pleats!r}")
         object.__setattr__(self, "pleats", int(self.pleats))
 
     def render(self, frame: FaceFrame) -> MaskTexture:
