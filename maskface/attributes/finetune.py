@@ -41,7 +41,6 @@ from maskface.attributes.baseline import validation_score
 from maskface.attributes.targets import get_target
 from maskface.recognizers.dlib_resnet import (
     CHIP_SIZE,
-    STAGES,
     Affine,
     DlibResNet,
     dlib_resnet,
@@ -78,12 +77,9 @@ class DlibTrunk(nn.Module):
 
     def stages(self) -> list[list[nn.Module]]:
         """The stem and the five residual stages, input first (what ``freeze`` counts)."""
-        out: list[list[nn.Module]] = [[self.conv, self.affine]]
-        start = 0
-        for _, count, _ in STAGES:
-            out.append(list(self.blocks[start : start + count]))
-            start += count
-        return out
+        from maskface.recognizers.dlib_resnet import stages
+
+        return stages(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(F.relu(self.affine(self.conv(self.normalize(x))), inplace=True), 3, 2)

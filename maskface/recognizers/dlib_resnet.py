@@ -153,6 +153,17 @@ class DlibResNet(nn.Module):
         return model
 
 
+def stages(net: nn.Module) -> list[list[nn.Module]]:
+    """The stem and the five residual stages of a dlib ResNet (or a module holding its
+    ``conv``, ``affine`` and ``blocks``), input first: what ``freeze`` options count."""
+    out: list[list[nn.Module]] = [[net.conv, net.affine]]
+    start = 0
+    for _, count, _ in STAGES:
+        out.append(list(net.blocks[start : start + count]))
+        start += count
+    return out
+
+
 def _check_architecture(net: DlibNet) -> None:
     tokens = "".join(_TOKENS[layer.kind] for layer in net.layers)
     expected = (
@@ -349,5 +360,6 @@ __all__ = [
     "export_onnx",
     "load_state_dict",
     "load_weights",
+    "stages",
     "state_dict_from_dlib",
 ]

@@ -99,18 +99,6 @@ def student_model(weights: str | os.PathLike[str] | None = None) -> nn.Module:
     return model.eval()
 
 
-def stages(model: nn.Module) -> list[list[nn.Module]]:
-    """The stem and the five residual stages of the dlib ResNet, input first."""
-    from maskface.recognizers.dlib_resnet import STAGES
-
-    out: list[list[nn.Module]] = [[model.conv, model.affine]]
-    start = 0
-    for _, count, _ in STAGES:
-        out.append(list(model.blocks[start : start + count]))
-        start += count
-    return out
-
-
 class Objective(nn.Module):
     """Student plus loss terms in one module, so DDP sees (and syncs) every parameter."""
 
@@ -345,6 +333,8 @@ def train(store: ChipStore, out: str | os.PathLike[str], config: TrainConfig | N
     teacher = torch.from_numpy(teacher_embeddings(store, progress=progress and rank == 0))
     torch.manual_seed(config.seed)
     student = student_model(init)
+    from maskface.recognizers.dlib_resnet import stages
+
     for modules in stages(student)[: config.freeze]:
         for m in modules:
             m.requires_grad_(False)
