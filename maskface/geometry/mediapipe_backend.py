@@ -189,15 +189,21 @@ class MediaPipeAnalyser:
                 return False
             face = face_from_mesh(found[0], found[0], score, image.shape, self.name)
             # Two detections of one face (at two scales, or of a part of it) give
-            # overlapping meshes.
-            if any(np.linalg.norm(face.mesh[1, :2] - f.mesh[1, :2]) <= 0.25 * f.width
-                   or _overlap(face.box, f.box) >= 0.5 for f in faces):
+            # overlapping meshes of about the same size.
+            if any(_similar(face, f) and (
+                    np.linalg.norm(face.mesh[1, :2] - f.mesh[1, :2]) <= 0.25 * f.width
+                    or _overlap(face.box, f.box) >= 0.5) for f in faces):
                 return False
             faces.append(face)
             return True
 
         with self._lock:  # the interpreters are not re-entrant
             self._finder(image, accept)
+        # A loose box around a head and its surroundings passes the landmark network (it
+        # sees the face inside); the face itself, found too, is smaller and surer.
+        faces = [f for f in faces if not any(
+            g.score > f.score and g.width < 0.6 * f.width and _overlap(g.box, f.box) > 0.9
+            for g in faces)]
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces
 
@@ -205,6 +211,11 @@ class MediaPipeAnalyser:
         """Drop the networks (they are loaded again when needed)."""
         self._finder = FaceFinder(self.min_score, self.min_face, self.search)
         self._landmarker = None
+
+
+def _similar(a: Face, b: Face) -> bool:
+    """Whether two faces are of about the same size (widths within 2x)."""
+    return 0.5 * b.width < a.width < 2 * b.width
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:
