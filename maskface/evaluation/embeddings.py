@@ -24,15 +24,11 @@ policy needs no recomputation.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import sqlite3
 import threading
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -184,14 +180,6 @@ def _chip_chunk(tasks: list) -> list[tuple[np.ndarray | None, str]]:
     return [_chip(t) for t in tasks]
 
 
-def _lower_priority() -> None:
-    """Workers yield to the main process: the recognizer's threads then take the cores
-    whenever it has chips, and detection fills the rest. Without this, torch's threads,
-    which spin while waiting for each other, ran several times slower beside busy workers."""
-    if hasattr(os, "nice"):
-        os.nice(10)
-
-
 def auto_workers(images: int) -> int:
     """Detection processes for ``images`` images: one per core, none for a handful."""
     return max(1, min(os.cpu_count() or 1, images // _IMAGES_PER_WORKER))
@@ -199,25 +187,13 @@ def auto_workers(images: int) -> int:
 
 def _detections(tasks: list, workers: int, chunk: int = _CHUNK,
                 window: int = 32) -> Iterator[tuple[np.ndarray | None, str]]:
-    """Chips cut by ``workers`` processes, in task order.
+    """Chips cut by ``workers`` processes (at a lower priority than the recognizer), in task
+    order, with at most ``window`` chunks in flight."""
+    from maskface.parallel import ordered_map
 
-    At most ``window`` chunks are in flight, so memory stays flat however many images
-    there are and however slowly the recognizer consumes them."""
     chunks = (tasks[i : i + chunk] for i in range(0, len(tasks), chunk))
-    if workers <= 1:
-        for part in chunks:
-            yield from _chip_chunk(part)
-        return
-    # spawn: the parent holds torch's thread pools, which must not be forked
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                             initializer=_lower_priority) as pool:
-        in_flight = deque(pool.submit(_chip_chunk, part)
-                          for part in itertools.islice(chunks, window))
-        while in_flight:
-            done = in_flight.popleft().result()
-            in_flight.extend(pool.submit(_chip_chunk, part)
-                             for part in itertools.islice(chunks, 1))
-            yield from done
+    for done in ordered_map(_chip_chunk, chunks, workers, window=window):
+        yield from done
 
 
 def embed_paths(

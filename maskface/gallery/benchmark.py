@@ -40,10 +40,7 @@ import json
 import os
 import tempfile
 import time
-from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -185,12 +182,6 @@ def _render_chunk(tasks: list) -> list:
     return [_render_one(t) for t in tasks]
 
 
-def _lower_priority() -> None:
-    # Workers yield the cores to the main process's recognizer (as embed_paths' workers do).
-    if hasattr(os, "nice"):
-        os.nice(10)
-
-
 def embed_rendered(paths: Sequence[str], names: Sequence[str], render: _Render, recognizer,
                    *, cache=None, pipeline: str, workers: int | None = None,
                    progress: bool = False, desc: str = "rendering"
@@ -255,19 +246,12 @@ def embed_rendered(paths: Sequence[str], names: Sequence[str], render: _Render, 
 
 def _run_tasks(tasks: list, workers: int | None, window: int = 16):
     """Results of :func:`_render_one` in task order, computed by ``workers`` processes."""
-    n = workers or os.cpu_count() or 1
+    from maskface.parallel import ordered_map
+
     chunks = (tasks[i:i + _CHUNK] for i in range(0, len(tasks), _CHUNK))
-    if n <= 1:
-        for part in chunks:
-            yield from _render_chunk(part)
-        return
-    with ProcessPoolExecutor(n, mp_context=get_context("spawn"),
-                             initializer=_lower_priority) as pool:
-        in_flight = deque(pool.submit(_render_chunk, c) for c in itertools.islice(chunks, window))
-        while in_flight:
-            done = in_flight.popleft().result()
-            in_flight.extend(pool.submit(_render_chunk, c) for c in itertools.islice(chunks, 1))
-            yield from done
+    for done in ordered_map(_render_chunk, chunks, workers or os.cpu_count() or 1,
+                            window=window):
+        yield from done
 
 
 # -- the benchmark ---------------------------------------------------------------------------

@@ -710,12 +710,7 @@ class Gallery:
             raise GalleryError(
                 f"embeddings from {signature.get('name')!r} ({signature}) cannot join gallery "
                 f"{self.path}, built with {self.signature.get('name')!r} ({self.signature})")
-        emb = np.asarray(embeddings, dtype=np.float32)
-        if emb.ndim == 1:
-            emb = emb[None]
-        if emb.ndim != 2 or emb.shape[1] != self._dim:
-            raise GalleryError(f"gallery {self.path} holds {self._dim}-d templates of "
-                               f"{self.recognizer_name}; got embeddings of shape {emb.shape}")
+        emb = self._rows(embeddings)
         norms = np.linalg.norm(emb, axis=1)
         if not np.isfinite(emb).all() or (norms < 1e-6).any():
             raise GalleryError("embeddings must be finite and non-zero")
@@ -937,6 +932,17 @@ class Gallery:
                 self._defer_save = 1
 
     # -- search ---------------------------------------------------------------------------
+    def _rows(self, embeddings: np.ndarray) -> np.ndarray:
+        """``embeddings`` as float32 (N, dim) rows, or GalleryError naming the shape."""
+        emb = np.asarray(embeddings, dtype=np.float32)
+        if emb.ndim == 1:
+            emb = emb[None]
+        if emb.ndim != 2 or emb.shape[1] != self._dim:
+            raise GalleryError(f"gallery {self.path} holds {self._dim}-d templates of "
+                               f"{self.recognizer_name}; expected ({self._dim},) or "
+                               f"(N, {self._dim}) embeddings, got shape {emb.shape}")
+        return emb
+
     def search_embeddings(self, embeddings: np.ndarray, k: int = 5) -> list[list[FaceMatch]]:
         """The top-``k`` identities of each embedding (N, dim), best first."""
         codes, scores = self.search_codes(embeddings, k)
@@ -946,12 +952,7 @@ class Gallery:
     def search_codes(self, embeddings: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """(identity codes, scores), each (N, k), best first; code -1 where fewer than k
         identities exist. Codes index :attr:`identity_names` (fast path for benchmarks)."""
-        emb = np.asarray(embeddings, dtype=np.float32)
-        if emb.ndim == 1:
-            emb = emb[None]
-        if emb.ndim != 2 or emb.shape[1] != self._dim:
-            raise GalleryError(f"expected ({self._dim},) or (N, {self._dim}) embeddings of "
-                               f"{self.recognizer_name}, got shape {emb.shape}")
+        emb = self._rows(embeddings)
         if k < 1:
             raise GalleryError(f"k must be at least 1, got {k}")
         norms = np.linalg.norm(emb, axis=1, keepdims=True)

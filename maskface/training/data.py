@@ -27,16 +27,15 @@ import json
 import os
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import cache
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
 from maskface.atomic import atomic_writer, write_bytes_atomic, write_json_atomic
 from maskface.errors import MaskfaceError
+from maskface.parallel import ordered_map
 
 STORE_VERSION = 1
 SPLITS = ("train", "val")
@@ -275,11 +274,6 @@ def _shard(task: tuple[list[tuple[int, str]], ChipSettings]) -> list:
     return [(row, *source_chips(path, row, settings)) for row, path in rows]
 
 
-def _lower_priority() -> None:
-    if hasattr(os, "nice"):
-        os.nice(5)
-
-
 # ---------------------------------------------------------------------------------------------
 # The store
 
@@ -357,17 +351,10 @@ def _fill(root: Path, sources: Sequence[Source], settings: ChipSettings,
                    smoothing=0.05)
     tasks = [([(i, sources[i].path) for i in rows], settings) for _, rows in todo]
 
-    def results():
-        if workers <= 1:
-            yield from map(_shard, tasks)
-            return
-        # spawn: the parent may hold torch's thread pools, which must not be forked
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                 initializer=_lower_priority) as pool:
-            yield from pool.map(_shard, tasks)
-
     t0 = time.perf_counter()
-    for (key, _), out in zip(todo, results(), strict=True):
+    # Niced less than evaluation's workers: here the parent only writes results.
+    results = ordered_map(_shard, tasks, workers, window=2 * workers, nice=5)
+    for (key, _), out in zip(todo, results, strict=True):
         lines = []
         for row, c, flags, records, error in out:
             chips[row], ok[row] = c, flags
