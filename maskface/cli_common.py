@@ -170,6 +170,7 @@ class MaskingOptions:
     min_face: float
     renderer: str
     analyser: str
+    aligned: str | None
     workers: int | None
     scheduler: str | None
     seed: int
@@ -195,9 +196,13 @@ class MaskingOptions:
             except MaskfaceError as exc:
                 hint = "--color" if "colo" in str(exc) else "--pattern"
                 raise click.BadParameter(str(exc), param_hint=hint) from None
+        if self.aligned and self.analyser != "mediapipe":
+            raise click.BadParameter(f"aligned crops are placed by the mediapipe analyser, "
+                                     f"not {self.analyser}", param_hint="--aligned")
         return MaskJob(
             styles=self.styles, per_image=self.per_image, wear=self.wear, faces=self.faces,
-            renderer=self.renderer, analyser=self.analyser, vary=self.vary,
+            renderer=self.renderer, analyser=self.analyser, aligned=self.aligned,
+            vary=self.vary,
             style_params=params, save_alpha=self.save_alpha, save_json=self.save_json,
             keep_unmasked=self.keep_unmasked, min_face=self.min_face,
             image_format=None if self.image_format == "same" else "." + self.image_format,
@@ -210,6 +215,7 @@ class MaskingOptions:
                 "scheduler": self.scheduler, "force": self.force}
 
 
+ALIGNED_TEMPLATES = ("arcface112", "facenet160", "dlib150")
 _MASKING_OPTIONS = (
     click.option("--styles", type=style_choice(), default="surgical", show_default=True,
                  help="Comma-separated mask styles (see 'maskface styles')."),
@@ -231,6 +237,12 @@ _MASKING_OPTIONS = (
                  help="2d: texture laid on the skin; 3d: a mask surface of its own."),
     click.option("--analyser", type=analyser_choice(), default="mediapipe",
                  show_default=True, help="Face landmark backend."),
+    # the names of maskface.geometry.aligned.TEMPLATES (not imported: --help stays fast)
+    click.option("--aligned", type=click.Choice(ALIGNED_TEMPLATES),
+                 default=None,
+                 help="The inputs are face crops aligned to this template (recognizer "
+                      "training sets): each gets one face, placed by the template and refined "
+                      "by the mesh network, with no detection (mediapipe analyser only)."),
     click.option("--workers", type=click.IntRange(1), default=None,
                  help="Worker processes [all cores]."),
     click.option("--scheduler", default=None,

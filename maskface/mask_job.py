@@ -34,6 +34,7 @@ class MaskJob:
     faces: str = "largest"
     renderer: str = "2d"
     analyser: str = "mediapipe"
+    aligned: str | None = None  # inputs are crops aligned to this template (no detection)
     vary: bool = False
     style_params: dict[str, Any] = field(default_factory=dict)
     save_alpha: bool = False
@@ -84,7 +85,8 @@ class MaskJob:
                  output: str | None = None) -> JobResult:
         """Mask one image; outputs are named after ``output`` (default: ``relpath``)."""
         if self._finder is None:
-            self._finder = create_analyser(self.analyser)
+            self._finder = create_analyser(
+                self.analyser, **({"aligned": self.aligned} if self.aligned else {}))
         rng = np.random.default_rng(seed)
         path = PurePosixPath(output or relpath)
         ext = self._extension(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,20 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LFW = SHARED / "lfw" / "lfw-deepfunneled"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Every test session (each xdist worker too) gets its own empty maskface cache, so
+    tests neither read nor write the user's ``~/.cache/maskface`` nor share one SQLite file
+    across processes."""
+    old = os.environ.get("MASKFACE_CACHE")
+    os.environ["MASKFACE_CACHE"] = str(tmp_path_factory.mktemp("maskface-cache"))
+    yield
+    if old is None:
+        os.environ.pop("MASKFACE_CACHE", None)
+    else:
+        os.environ["MASKFACE_CACHE"] = old
 
 
 @pytest.fixture(scope="session")

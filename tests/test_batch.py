@@ -351,12 +351,16 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
             time.sleep(0.01)
 
     presser = threading.Thread(target=press_ctrl_c)
+    # Ctrl-C as a terminal delivers it to Python's default handler (pytest-xdist workers
+    # ignore SIGINT, so the test puts the default back for its run).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     presser.start()
     try:
         summary = run_batch(tmp_path / "in", out, MarkJob(sleep=0.1), workers=2, progress=False)
     finally:
         finished.set()
         presser.join()
+        signal.signal(signal.SIGINT, previous)
     assert summary.interrupted and "interrupted" in str(summary)
     rows = manifest_rows(out / "manifest.csv")
     assert 4 <= len(rows) == summary.processed < len(expected)

@@ -164,6 +164,33 @@ def test_arcface_crop_filling_the_frame_gets_a_face_and_a_mask(lfw):
     assert masked.alpha[92, 56] == 255 and masked.alpha[51, 38] == 0
 
 
+def test_cli_masks_aligned_crops_no_detector_can_find(lfw, tmp_path):
+    from click.testing import CliRunner
+
+    from maskface.cli import main
+    from maskface.cli_common import ALIGNED_TEMPLATES
+
+    assert set(ALIGNED_TEMPLATES) == set(TEMPLATES)
+    crop, _ = _arcface_crop(lfw, FILLS_THE_FRAME)
+    # A soft crop (as low-resolution training sets hold): the detector finds nothing in it.
+    soft = cv2.GaussianBlur(crop, (0, 0), 6)
+    assert detect_faces(soft) == []
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "crop.png"), soft[..., ::-1])
+    base = ["apply", str(tmp_path / "in"), "--workers", "1", "--quiet", "--save-alpha"]
+    found = CliRunner().invoke(main, [*base[:2], str(tmp_path / "detect"), *base[2:]])
+    assert found.exit_code == 0, found.output
+    assert "no face" in (tmp_path / "detect" / "manifest.csv").read_text()
+    told = CliRunner().invoke(main, [*base[:2], str(tmp_path / "aligned"), *base[2:],
+                                     "--aligned", "arcface112"])
+    assert told.exit_code == 0, told.output
+    alpha = cv2.imread(str(tmp_path / "aligned" / "crop.mask.png"), cv2.IMREAD_UNCHANGED)
+    assert alpha[92, 56] == 255 and alpha[51, 38] == 0  # over the mouth, not the eyes
+    wrong = CliRunner().invoke(main, [*base[:2], str(tmp_path / "x"), *base[2:],
+                                      "--aligned", "arcface112", "--analyser", "dlib"])
+    assert wrong.exit_code == 2 and "mediapipe" in wrong.output
+
+
 @pytest.mark.parametrize("template", sorted(TEMPLATES))
 def test_template_mesh_sits_where_the_alignment_puts_a_face(template):
     size = TEMPLATES[template]

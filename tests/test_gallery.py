@@ -392,3 +392,28 @@ def test_gallery_import_is_lazy() -> None:
 
     assert modules_loaded_by("import maskface, maskface.gallery",
                              ("faiss", "torch", "maskface.gallery.gallery")) == []
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_bare_probes_skip_synthetic_masked_templates(tmp_path: Path, kind: str) -> None:
+    rng = np.random.default_rng(11)
+    a_photo, b_photo, probe = _unit(rng, 3)
+    # B's synthetic masked variant lies nearer the probe than A's own photo does.
+    b_variant = probe + 0.05 * _unit(rng, 1)[0]
+    a_near = probe + 0.6 * (a_photo - probe)
+    with Gallery.create(tmp_path / "g", index=kind) as g:
+        g.add_embeddings("A", a_near[None], variants=["photo"])
+        g.add_embeddings("B", np.stack([b_photo, b_variant]),
+                         variants=["photo", "mask:kn95:2d"], masked=[False, True])
+        assert g.search_embeddings(probe, 1)[0][0].identity == "B"  # masked probe: all
+        assert g.search_embeddings(probe, 1, bare=[True])[0][0].identity == "A"
+        codes, _ = g.search_codes(np.stack([probe, probe]), 2, bare=[False, True])
+        assert [g.identity_names[c] for c in codes[:, 0]] == ["B", "A"]
+        assert (codes >= 0).all()  # a bare probe still sees B, through B's photo
+    # the flags survive the index file and a second opener's view of the database
+    with Gallery.open(tmp_path / "g", readonly=True) as again:
+        assert again.search_embeddings(probe, 1, bare=True)[0][0].identity == "A"
+    with Gallery.open(tmp_path / "g") as g:
+        assert g.remove("A") == 1
+        assert g.search_embeddings(probe, 1, bare=True)[0][0].identity == "B"
+        assert g.search_embeddings(probe, 2, bare=True)[0][0].score < 0.9

@@ -78,7 +78,7 @@ def test_every_registry_of_the_package_has_the_same_shape(tmp_path: Path):
     assert list_styles("*95") == ["kn95", "n95"]
     assert list_renderers("3*") == ["3d"]
     assert list_analysers("*pipe") == ["mediapipe"]
-    assert list_recognizers("dlib*") == ["dlib", "dlib-resnet"]
+    assert list_recognizers("dlib*") == ["dlib", "dlib-resnet", "dlib-resnet-masked"]
     assert list_datasets("*face*") == ["utkface", "casia-webface", "vggface2"]
     assert list_datasets()[0] == "lfw"  # datasets keep their order: the most used first
 

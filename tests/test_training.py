@@ -234,15 +234,24 @@ def test_ddp_under_torchrun_matches_one_process(store, tmp_path):
     assert max(float(np.abs(a[k] - b[k]).max()) for k in a) < 1e-4
 
 
-def test_shipped_model_loads_by_name_offline():
-    from maskface.recognizers import create_recognizer, shipped_weights
+def test_shipped_model_loads_by_name_and_keeps_a_masked_face_near_its_bare_face(astronaut):
+    import maskface
+    from maskface.geometry.locate import face_chip
+    from maskface.recognizers import create_recognizer, list_recognizers, shipped_weights
 
     path = shipped_weights("dlib-resnet-masked")
-    if not path.exists():
-        pytest.skip("the shipped model is not in this checkout yet")
-    assert path.stat().st_size < 25 * 2**20
-    rec = create_recognizer("dlib-resnet-masked")
-    assert rec.name == "dlib-resnet-masked" and rec.dim == 128 and rec.cache_id
-    chips = np.random.default_rng(0).integers(0, 256, (2, 150, 150, 3), dtype=np.uint8)
-    emb = rec.embed_chips(chips)
-    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert path.is_file() and path.stat().st_size < 25 * 2**20
+    assert "dlib-resnet-masked" in list_recognizers()
+    masked = [maskface.mask_image(astronaut, style, seed=i, vary=True).image
+              for i, style in enumerate(("surgical", "n95", "cloth", "kn95"))]
+    chips = np.stack([face_chip(im)[0] for im in [astronaut, *masked]])
+    distance = {}
+    for name in ("dlib-resnet", "dlib-resnet-masked"):
+        rec = create_recognizer(name)
+        emb = rec.embed_chips(chips)
+        np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
+        distance[name] = float(np.linalg.norm(emb[1:] - emb[0], axis=1).mean())
+    assert create_recognizer("dlib-resnet-masked").cache_id != create_recognizer(
+        "dlib-resnet").cache_id
+    # the point of the model: a mask moves the embedding much less than it moves dlib's
+    assert distance["dlib-resnet-masked"] < 0.8 * distance["dlib-resnet"], distance

@@ -27,7 +27,8 @@ the central face, a centre box when none is found, counted). Bare images go thro
 worker processes, embedded by the main process and cached in the same file, keyed by the
 pipeline, the mask settings and the source file's digest. The galleries are real
 :class:`~maskface.gallery.Gallery` folders (in a temporary directory) searched with
-:meth:`Gallery.search_codes`.
+:meth:`Gallery.search_codes` (bare probes skip the synthetic masked templates, as
+:meth:`Gallery.search` does for faces its mask flag calls bare).
 """
 
 from __future__ import annotations
@@ -437,7 +438,8 @@ def evaluate_open_set(
                         g.add_embeddings(person, np.stack(vecs), sources=[p] * len(vecs),
                                          variants=["photo"] + [f"mask:{i}" for i in
                                                                range(len(vecs) - 1)])
-                s, worst = _search_all(g, proto, probe_emb, person_code)
+                s, worst = _search_all(g, proto, probe_emb, person_code,
+                                       bare=not masked_probe)
                 scores[name] = s
                 hardest[name] = worst
                 metrics = open_set_metrics(s, fpirs=tuple(fpirs), n_bootstrap=n_bootstrap,
@@ -504,19 +506,22 @@ def load_run(path: str | os.PathLike[str]) -> OpenSetRun:
 
 
 def _search_all(g: Gallery, proto: OpenSetProtocol, probe_emb: dict,
-                person_code: dict[str, int]) -> tuple[OpenSetScores, list[dict]]:
+                person_code: dict[str, int], bare: bool) -> tuple[OpenSetScores, list[dict]]:
+    # Bare probes skip synthetic masked templates, as Gallery.search does by the mask flag;
+    # here the flag is the setting's (the flag's classifier agrees on 99% of faces).
     mated = [(person, p) for person, p in proto.mated if probe_emb[p] is not None]
     nonm = [p for _, p in proto.nonmated if probe_emb[p] is not None]
     if not mated or not nonm:
         raise GalleryError("no mated or no non-mated probe left to search")
-    codes, sc = g.search_codes(np.stack([probe_emb[p] for _, p in mated]), MAX_RANK)
+    codes, sc = g.search_codes(np.stack([probe_emb[p] for _, p in mated]), MAX_RANK,
+                               bare=bare)
     names = g.identity_names
     code_of = {n: i for i, n in enumerate(names)}
     # -2: a person whose reference could not be enrolled, so never found (still a search)
     mate = np.array([code_of.get(person, -2) for person, _ in mated])
     hit = codes == mate[:, None]
     rank = np.where(hit.any(1), hit.argmax(1) + 1, 0)
-    _, nm_scores = g.search_codes(np.stack([probe_emb[p] for p in nonm]), 1)
+    _, nm_scores = g.search_codes(np.stack([probe_emb[p] for p in nonm]), 1, bare=bare)
     s = OpenSetScores(mate_rank=rank, top1_score=sc[:, 0].astype(np.float64),
                       top1_is_mate=hit[:, 0],
                       person=np.array([person_code[person] for person, _ in mated]),

@@ -50,9 +50,11 @@ UNKNOWN = "unknown"
 DEFAULT_MASK_STYLES: tuple[str, ...] = ("surgical", "kn95", "n95", "cloth")
 DEFAULT_RENDERERS: tuple[str, ...] = ("2d", "3d")
 # Cosine thresholds measured on LFW (benchmarks/RESULTS.md, "Open-set identification"):
-# with unmasked probes, 0.95 gives FPIR 0.5% against 400 enrolled people and 2.1% against
-# 1,680 (FPIR grows with the gallery: calibrate() for the one deployed).
-DEFAULT_THRESHOLDS: dict[str, float] = {"dlib-resnet": 0.95, "dlib": 0.95}
+# with unmasked probes, 0.95 gives dlib-resnet FPIR 0.5% against 400 enrolled people and
+# 2.1% against 1,680; 0.965 gives dlib-resnet-masked FPIR 0.7% against 400 people of folds
+# 6-10 (FPIR grows with the gallery: calibrate() for the one deployed).
+DEFAULT_THRESHOLDS: dict[str, float] = {"dlib-resnet": 0.95, "dlib": 0.95,
+                                        "dlib-resnet-masked": 0.965}
 # For recognizers not measured here: a cautious guess, to be replaced by calibrate().
 GENERIC_THRESHOLD = 0.5
 _MAX_IDENTITY = 200
@@ -359,7 +361,8 @@ class Gallery:
             rec, recognizer = recognizer, recognizer.name
         if threshold is None:
             threshold = DEFAULT_THRESHOLDS.get(recognizer, GENERIC_THRESHOLD)
-            source = (f"default for {recognizer} (FPIR 0.5% on LFW with 400 people enrolled)"
+            source = (f"default for {recognizer} (FPIR 0.5-0.7% on LFW with 400 people "
+                      "enrolled)"
                       if recognizer in DEFAULT_THRESHOLDS else
                       "generic default: calibrate it (maskface gallery calibrate)")
         else:
@@ -540,13 +543,14 @@ class Gallery:
                       and loaded[0].dim == self._dim
                       and loaded[1].get("uid") == self._meta.get("uid")
                       and loaded[1].get("generation", gen + 1) <= gen
-                      and {"ids", "codes"} <= set(loaded[2]))
+                      and {"ids", "codes", "synthetic"} <= set(loaded[2]))
             if usable:
                 self._index, head, arrays = loaded
                 self._gen, self._last_id = int(head["generation"]), int(head["last_id"])
                 self._names = list(head["names"])
                 self._code_of = {n: i for i, n in enumerate(self._names)}
                 self._ids, self._codes = arrays["ids"], arrays["codes"]
+                self._synthetic = arrays["synthetic"].astype(bool)
                 self._count_labels()
                 changed = self._catch_up()
             else:
@@ -572,13 +576,11 @@ class Gallery:
         elif len(removed):
             self._index.remove(removed)
             if not labels:
-                keep = ~np.isin(self._ids, removed)
-                self._ids, self._codes = self._ids[keep], self._codes[keep]
-                self._count_labels()
-        for ids, names, vecs in self._store.rows(self._dim, after=self._last_id):
+                self._keep_labels(~np.isin(self._ids, removed))
+        for ids, names, vecs, synthetic in self._store.rows(self._dim, after=self._last_id):
             self._index.add(ids, vecs)
             if not labels:
-                self._append_labels(ids, names)
+                self._append_labels(ids, names, synthetic)
         self._last_id = max(self._last_id, self._store.last_id())
         self._gen = gen
         if labels:
@@ -596,7 +598,7 @@ class Gallery:
 
     def _rebuilt(self, kind: str, options: dict) -> VectorIndex:
         ids, vecs = [], []
-        for i, _, v in self._store.rows(self._dim):
+        for i, _, v, _ in self._store.rows(self._dim):
             ids.append(i)
             vecs.append(v)
         if ids:
@@ -606,14 +608,18 @@ class Gallery:
 
     # Labels: template ids (sorted) -> identity codes -> names. Codes are given in order of
     # first appearance and never reused while the gallery is open, so adding is O(new).
-    def _set_labels(self, ids: np.ndarray, names: list[str]) -> None:
+    # Each template also carries whether it is a synthetic masked variant (mask-aware
+    # enrolment), which bare probes are not matched against.
+    def _set_labels(self, ids: np.ndarray, names: list[str], synthetic: np.ndarray) -> None:
         self._names: list[str] = []
         self._code_of: dict[str, int] = {}
         self._ids = np.zeros(0, np.int64)
         self._codes = np.zeros(0, np.int64)
-        self._append_labels(ids, names)
+        self._synthetic = np.zeros(0, bool)
+        self._append_labels(ids, names, synthetic)
 
-    def _append_labels(self, ids: np.ndarray, names: Sequence[str]) -> None:
+    def _append_labels(self, ids: np.ndarray, names: Sequence[str],
+                       synthetic: np.ndarray | Sequence[bool]) -> None:
         for n in names:
             if n not in self._code_of:
                 self._code_of[n] = len(self._names)
@@ -621,6 +627,12 @@ class Gallery:
         new = np.fromiter((self._code_of[n] for n in names), np.int64, len(names))
         self._ids = np.concatenate([self._ids, np.asarray(ids, np.int64)])
         self._codes = np.concatenate([self._codes, new])
+        self._synthetic = np.concatenate([self._synthetic, np.asarray(synthetic, bool)])
+        self._count_labels()
+
+    def _keep_labels(self, keep: np.ndarray) -> None:
+        self._ids, self._codes = self._ids[keep], self._codes[keep]
+        self._synthetic = self._synthetic[keep]
         self._count_labels()
 
     def _count_labels(self) -> None:
@@ -646,7 +658,8 @@ class Gallery:
         # the labels go with the index, so opening needs no scan of the database
         data = self._index.dumps({"generation": self._gen, "last_id": self._last_id,
                                   "uid": self._meta.get("uid"), "names": self._names},
-                                 {"ids": self._ids, "codes": self._codes})
+                                 {"ids": self._ids, "codes": self._codes,
+                                  "synthetic": self._synthetic})
         write_bytes_atomic(self.path / INDEX_NAME, data)
 
     @contextlib.contextmanager
@@ -745,7 +758,8 @@ class Gallery:
             # The database is committed: from here on only the in-memory index follows it.
             if gen == self._gen + 1:
                 self._index.add(ids, np.stack([t.vector for t in items]))
-                self._append_labels(ids, [t.identity for t in items])
+                self._append_labels(ids, [t.identity for t in items],
+                                    [t.variant.startswith("mask:") for t in items])
                 self._gen, self._last_id = gen, max(self._last_id, int(ids.max()))
             else:  # another process wrote in between: take its changes and ours from disk
                 with self._store.read():
@@ -771,9 +785,7 @@ class Gallery:
                     self._index.remove(ids)
                 else:
                     self._index = self._rebuilt(self._index.kind, self._index.options)
-                keep = ~np.isin(self._ids, ids)
-                self._ids, self._codes = self._ids[keep], self._codes[keep]
-                self._count_labels()
+                self._keep_labels(~np.isin(self._ids, ids))
                 self._gen = gen
             self._save_index()
             return len(ids)
@@ -943,18 +955,30 @@ class Gallery:
                                f"(N, {self._dim}) embeddings, got shape {emb.shape}")
         return emb
 
-    def search_embeddings(self, embeddings: np.ndarray, k: int = 5) -> list[list[FaceMatch]]:
-        """The top-``k`` identities of each embedding (N, dim), best first."""
-        codes, scores = self.search_codes(embeddings, k)
+    def search_embeddings(self, embeddings: np.ndarray, k: int = 5, *,
+                          bare: np.ndarray | Sequence[bool] | None = None
+                          ) -> list[list[FaceMatch]]:
+        """The top-``k`` identities of each embedding (N, dim), best first. ``bare`` (one flag
+        per embedding) marks faces without a mask, which are matched against photo templates
+        only, never against synthetic masked variants (see :meth:`search_codes`)."""
+        codes, scores = self.search_codes(embeddings, k, bare=bare)
         return [[FaceMatch(self._names[c], float(s)) for c, s in zip(row_c, row_s, strict=True)
                  if c >= 0] for row_c, row_s in zip(codes, scores, strict=True)]
 
-    def search_codes(self, embeddings: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    def search_codes(self, embeddings: np.ndarray, k: int = 5, *,
+                     bare: np.ndarray | Sequence[bool] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
         """(identity codes, scores), each (N, k), best first; code -1 where fewer than k
-        identities exist. Codes index :attr:`identity_names` (fast path for benchmarks)."""
+        identities exist. Codes index :attr:`identity_names` (fast path for benchmarks).
+
+        Mask-aware enrolment adds masked variants so that a masked probe meets a masked
+        template; a bare face gains nothing from them and risks resembling another person's
+        masked variant more than its own photo, so rows flagged in ``bare`` skip them."""
         emb = self._rows(embeddings)
         if k < 1:
             raise GalleryError(f"k must be at least 1, got {k}")
+        skip = (np.zeros(len(emb), bool) if bare is None
+                else np.broadcast_to(np.asarray(bare, bool), (len(emb),)))
         norms = np.linalg.norm(emb, axis=1, keepdims=True)
         emb = emb / np.maximum(norms, np.float32(1e-12))  # scores are cosines
         with self._lock:
@@ -972,7 +996,7 @@ class Gallery:
                 t_scores, t_ids = self._index.search(emb[todo], kt)
                 short = []
                 for row, q in enumerate(todo):
-                    got = self._aggregate(t_scores[row], t_ids[row], k)
+                    got = self._aggregate(t_scores[row], t_ids[row], k, skip[q])
                     codes[q, :len(got[0])], scores[q, :len(got[0])] = got
                     if len(got[0]) < k and kt < n and (t_ids[row] >= 0).all():
                         short.append(q)
@@ -980,13 +1004,15 @@ class Gallery:
                 kt = min(n, kt * 4)
             return codes, scores
 
-    def _aggregate(self, t_scores: np.ndarray, t_ids: np.ndarray,
-                   k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _aggregate(self, t_scores: np.ndarray, t_ids: np.ndarray, k: int,
+                   skip_synthetic: bool = False) -> tuple[np.ndarray, np.ndarray]:
         ok = t_ids >= 0
         t_ids, t_scores = t_ids[ok], t_scores[ok]
         pos = np.searchsorted(self._ids, t_ids)
         pos = np.minimum(pos, len(self._ids) - 1)
         live = self._ids[pos] == t_ids
+        if skip_synthetic:
+            live &= ~self._synthetic[pos]
         c = self._codes[pos[live]]
         s = t_scores[live]
         # hits come best first: an identity's first hit is its best template's score
@@ -1012,7 +1038,8 @@ class Gallery:
         image = as_image(image)
         emb, prob = self.embed_faces(image, faces)
         results = []
-        for face, matches, p in zip(faces, self.search_embeddings(emb, k), prob, strict=True):
+        matches_all = self.search_embeddings(emb, k, bare=prob < 0.5)
+        for face, matches, p in zip(faces, matches_all, prob, strict=True):
             identity, score = self.decide(matches)
             results.append(SearchResult(np.asarray(face.box, np.float64),
                                         np.asarray(face.landmarks, np.float64), matches,

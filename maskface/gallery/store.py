@@ -37,6 +37,8 @@ CREATE TABLE templates (
 CREATE INDEX templates_identity ON templates (identity);
 CREATE TABLE removals (id INTEGER PRIMARY KEY, generation INTEGER NOT NULL);
 """
+# A template drawn by maskface (mask-aware enrolment) rather than taken from a photo.
+_SYNTHETIC = "variant LIKE 'mask:%'"
 
 
 @dataclass(frozen=True)
@@ -206,27 +208,31 @@ class Store:
         return [TemplateRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), tuple(json.loads(r[6])),
                             r[7]) for r in rows]
 
-    def labels(self) -> tuple[np.ndarray, list[str]]:
-        """(template ids sorted, identity of each): what a search maps its hits back with."""
+    def labels(self) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """(template ids sorted, identity of each, whether each is a synthetic masked
+        variant): what a search maps its hits back with."""
         with self._lock:
-            rows = self._db.execute("SELECT id, identity FROM templates ORDER BY id").fetchall()
-        return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
+            rows = self._db.execute(
+                f"SELECT id, identity, {_SYNTHETIC} FROM templates ORDER BY id").fetchall()
+        return (np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows],
+                np.array([r[2] for r in rows], dtype=bool))
 
     def rows(self, dim: int, *, after: int = 0, chunk: int = 50_000
-             ) -> Iterator[tuple[np.ndarray, list[str], np.ndarray]]:
-        """(ids, identities, vectors) of the templates with id > ``after``, in chunks, in id
-        order."""
+             ) -> Iterator[tuple[np.ndarray, list[str], np.ndarray, np.ndarray]]:
+        """(ids, identities, vectors, synthetic flags) of the templates with id > ``after``,
+        in chunks, in id order."""
         last = after
         while True:
             with self._lock:
                 rows = self._db.execute(
-                    "SELECT id, identity, vector FROM templates WHERE id > ? ORDER BY id "
-                    "LIMIT ?", (last, chunk)).fetchall()
+                    f"SELECT id, identity, vector, {_SYNTHETIC} FROM templates WHERE id > ? "
+                    "ORDER BY id LIMIT ?", (last, chunk)).fetchall()
             if not rows:
                 return
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             vecs = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32)
-            yield ids, [r[1] for r in rows], vecs.reshape(len(rows), dim)
+            yield (ids, [r[1] for r in rows], vecs.reshape(len(rows), dim),
+                   np.array([r[3] for r in rows], dtype=bool))
             last = int(ids[-1])
 
     def last_id(self) -> int:
