@@ -64,9 +64,12 @@ def gallery() -> None:
 @click.option("--threshold", type=float, default=None,
               help="Decision threshold (cosine similarity) [measured default of the "
                    "recognizer; set it from data with 'maskface gallery calibrate'].")
+@click.option("--masked-threshold", type=float, default=None,
+              help="The threshold for faces in masks [measured default; 'maskface gallery "
+                   "calibrate --masked'].")
 def create(path: Path, recognizer: str, model_path: str | None, alignment: str | None,
            timm_arch: str | None, flip: bool, detector: str, index: str,
-           threshold: float | None) -> None:
+           threshold: float | None, masked_threshold: float | None) -> None:
     """Create an empty gallery in folder PATH."""
     from maskface.cli_eval import model_options
     from maskface.gallery import Gallery
@@ -74,9 +77,11 @@ def create(path: Path, recognizer: str, model_path: str | None, alignment: str |
     kwargs: dict[str, Any] = dict(model_options(recognizer, model_path, alignment, timm_arch))
     if flip:
         kwargs["flip"] = True
-    g = Gallery.create(path, recognizer, detector, index, kwargs, threshold=threshold)
+    g = Gallery.create(path, recognizer, detector, index, kwargs, threshold=threshold,
+                       masked_threshold=masked_threshold)
     click.echo(f"created gallery {path}: recognizer {recognizer}, detector {detector}, "
-               f"{index} index, threshold {g.threshold:.4f} ({g.threshold_source})")
+               f"{index} index, threshold {g.threshold:.4f} ({g.threshold_source}), "
+               f"masked faces {g.masked_threshold:.4f}")
     g.close()
 
 
@@ -145,7 +150,6 @@ def search(path: Path, images: tuple[Path, ...], k: int, threshold: float | None
 
     failed = False
     with _open(path, readonly=True) as g:
-        t = g.threshold if threshold is None else threshold
         for image_path in images:
             try:
                 results = g.search(read_image(image_path), k=k)
@@ -153,16 +157,23 @@ def search(path: Path, images: tuple[Path, ...], k: int, threshold: float | None
                 click.echo(f"{image_path}: {e}", err=True)
                 failed = True
                 continue
-            for r in results:  # a threshold given here overrides the decision only
-                best = r.matches[0] if r.matches else None
-                r.identity = best.identity if best and best.score >= t else UNKNOWN
+            # the gallery's threshold for bare or masked faces; one given here overrides the
+            # decision only
+            used = [g.threshold_for(r.masked) if threshold is None else threshold
+                    for r in results]
+            if threshold is not None:
+                for r in results:
+                    best = r.matches[0] if r.matches else None
+                    r.identity = best.identity if best and best.score >= threshold else UNKNOWN
             if as_json:
-                click.echo(json.dumps({"image": str(image_path), "threshold": t,
-                                       "faces": [r.as_dict() for r in results]}))
+                click.echo(json.dumps({"image": str(image_path), "threshold": (
+                    g.threshold if threshold is None else threshold), "faces": [
+                    {**r.as_dict(), "threshold": t} for r, t in zip(results, used,
+                                                                     strict=True)]}))
                 continue
             if not results:
                 click.echo(f"{image_path}: no face found")
-            for i, r in enumerate(results):
+            for i, (r, t) in enumerate(zip(results, used, strict=True)):
                 cands = ", ".join(f"{m.identity} {m.score:.3f}" for m in r.matches)
                 mask = f"masked ({r.mask_probability:.2f})" if r.masked else (
                     f"unmasked ({r.mask_probability:.2f})")
@@ -191,7 +202,8 @@ def list_command(path: Path, templates: bool, as_json: bool) -> None:
     click.echo(f"gallery {info['path']}: recognizer {info['recognizer']} "
                f"({info['signature']['alignment']}, {info['signature']['dim']}-d), detector "
                f"{info['detector']}, {info['index']} index")
-    click.echo(f"threshold {info['threshold']:.4f} ({info['threshold_source']})")
+    click.echo(f"threshold {info['threshold']:.4f} ({info['threshold_source']}); masked "
+               f"faces {info['masked_threshold']:.4f} ({info['masked_threshold_source']})")
     click.echo(f"{info['identities']} identities, {info['templates']} templates")
     for name, n in people.items():
         click.echo(f"  {name}: {n}")
@@ -222,14 +234,19 @@ def remove(path: Path, identities: tuple[str, ...]) -> None:
               help="A photo or folder of people NOT enrolled.")
 @click.option("--fpir", type=click.FloatRange(0, 1, max_open=True), default=0.01,
               show_default=True, help="Target false-positive identification rate.")
+@click.option("--masked", is_flag=True,
+              help="Set the threshold of masked faces: each photo gets a mask first.")
 @click.option("--dry-run", is_flag=True, help="Measure only; leave the threshold as it is.")
-def calibrate(path: Path, nonmated: Path, fpir: float, dry_run: bool) -> None:
-    """Set gallery PATH's threshold for a target FPIR, measured on non-mated photos."""
+def calibrate(path: Path, nonmated: Path, fpir: float, masked: bool, dry_run: bool) -> None:
+    """Set gallery PATH's threshold for a target FPIR, measured on non-mated photos.
+
+    Bare and masked faces have thresholds of their own: run it once plain and once with
+    --masked where masks are expected."""
     with _open(path) as g:
-        cal = g.calibrate(nonmated, fpir, apply=not dry_run)
+        cal = g.calibrate(nonmated, fpir, apply=not dry_run, masked=masked)
     for source, reason in cal.skipped:
         click.echo(f"skipped {source}: {reason}", err=True)
-    click.echo(("would set " if dry_run else "set ") + str(cal))
+    click.echo(("would set " if dry_run else "set ") + "masked " * masked + str(cal))
 
 
 @gallery.command("index")

@@ -303,6 +303,36 @@ def test_calibrate_from_scores_and_from_photos(gallery: Gallery, lfw: Path) -> N
         gallery.calibrate([np.full((100, 100, 3), 255, np.uint8)])
 
 
+def test_masked_faces_have_a_threshold_of_their_own(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    a, other = _unit(rng, 2)
+    probe = 0.7 * a + np.sqrt(1 - 0.7**2) * (other - (other @ a) * a) / np.linalg.norm(
+        other - (other @ a) * a)  # cosine 0.7 to A's template
+    with Gallery.create(tmp_path / "g", threshold=0.5, masked_threshold=0.9) as g:
+        g.add_embeddings("A", a[None])
+        matches = g.search_embeddings(probe, 1)[0]
+        assert matches[0].score == pytest.approx(0.7, abs=1e-4)
+        assert g.decide(matches)[0] == "A"
+        assert g.decide(matches, masked=True)[0] == UNKNOWN
+        g.set_threshold(0.6, "by hand", masked=True)
+        assert g.threshold == 0.5 and g.decide(matches, masked=True)[0] == "A"
+    with Gallery.open(tmp_path / "g", readonly=True) as again:
+        assert (again.threshold, again.masked_threshold) == (0.5, 0.6)
+        assert again.info()["masked_threshold_source"] == "by hand"
+    with Gallery.create(tmp_path / "d") as g:  # until calibrated, one threshold for both
+        assert g.masked_threshold == g.threshold and "calibrate" in g.masked_threshold_source
+
+
+def test_calibrate_masked_strangers(gallery: Gallery, lfw: Path) -> None:
+    bare = gallery.threshold
+    cal = gallery.calibrate([lfw / s for s in STRANGERS], fpir=0.01, masked=True)
+    assert cal.nonmated == 3 and not cal.skipped
+    assert gallery.threshold == bare and gallery.masked_threshold == cal.threshold
+    assert "masked non-mated" in gallery.masked_threshold_source
+    # masked strangers score higher than bare ones against a mask-aware gallery
+    assert cal.threshold > gallery.calibrate([lfw / s for s in STRANGERS], apply=False).threshold
+
+
 def test_open_set_metrics_by_hand() -> None:
     s = OpenSetScores(mate_rank=np.array([1, 1, 2, 0]),
                       top1_score=np.array([0.9, 0.6, 0.8, 0.7]),

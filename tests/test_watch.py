@@ -174,6 +174,7 @@ def door(lfw: Path, tmp_path_factory) -> tuple[Path, Path, list[dict]]:
     for name in ENROLLED:
         gallery.enrol(name, [_photo(lfw, name, 1)], mask_aware=True)
     gallery.threshold = THRESHOLD
+    gallery.set_threshold(THRESHOLD, masked=True)
     # Who walks past the camera: (identity or None for a stranger, photo, start, end, at, speed)
     script = [
         ("George_W_Bush", _photo(lfw, "George_W_Bush", 2), 0.0, 3.0, (160, 230), (12, 0)),

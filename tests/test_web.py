@@ -161,7 +161,10 @@ def _lfw_bytes(lfw: Path, name: str, index: int) -> bytes:
 @pytest.fixture(scope="module")
 def gallery_client(lfw: Path, tmp_path_factory):
     folder = tmp_path_factory.mktemp("webgallery") / "gallery"
-    with TestClient(create_app(gallery=str(folder))) as c:
+    # A door of two people: masked faces decided at 0.94 (the default, 0.97, is set for
+    # hundreds of people enrolled mask-aware), as tests/test_watch.py does.
+    app = create_app(gallery=str(folder), create_gallery={"masked_threshold": 0.94})
+    with TestClient(app) as c:
         yield c, folder
 
 
@@ -198,7 +201,7 @@ def test_enrol_identify_and_remove(gallery_client, lfw: Path):
     face = body["faces"][0]
     assert face["identity"] == "Tony Blair" and face["masked"]
     assert face["matches"][0]["identity"] == "Tony Blair"
-    assert face["score"] == face["matches"][0]["score"] >= body["threshold"]
+    assert face["score"] == face["matches"][0]["score"] >= body["masked_threshold"] == 0.94
     x0, y0, x1, y1 = face["box"]
     assert 60 < x0 < x1 < 190 and 50 < y0 < y1 < 200  # the central face of the LFW photo
 

@@ -56,6 +56,9 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     """`maskface serve --gallery` in its own process; yields (base URL, gallery folder)."""
     gallery = tmp_path_factory.mktemp("web") / "gallery"
+    # the door's thresholds, as in tests/test_web.py: masked faces decided at 0.94
+    subprocess.run([sys.executable, "-m", "maskface.cli", "gallery", "create", str(gallery),
+                    "--masked-threshold", "0.94"], cwd=REPO, check=True, capture_output=True)
     port = _free_port()
     log = (gallery.parent / "server.log").open("w")
     proc = subprocess.Popen(

@@ -204,6 +204,7 @@ class _Service:
                 "people": len(identities),
                 "templates": len(g),
                 "threshold": round(float(g.threshold), 4),
+                "masked_threshold": round(float(g.masked_threshold), 4),
                 "recognizer": str(g.recognizer_name),
             }
 
@@ -389,12 +390,13 @@ def create_app(settings: AppSettings | None = None, **kwargs: Any) -> FastAPI:
                 if len(g) == 0:
                     raise WebError(409, "The gallery is empty: enrol someone first.")
                 results = g.search(image, k=k)
-                threshold = float(g.threshold)
+                thresholds = float(g.threshold), float(g.masked_threshold)
             if not results:
                 raise WebError(422, f"No face found in {name}: use a photo where a face is "
                                     "clearly visible.")
             return {"photo": name, "width": int(image.shape[1]), "height": int(image.shape[0]),
-                    "threshold": round(threshold, 4),
+                    "threshold": round(thresholds[0], 4),
+                    "masked_threshold": round(thresholds[1], 4),
                     "faces": [_result_dict(r) for r in results]}
 
         return await run_in_threadpool(work)
