@@ -497,6 +497,7 @@ class Gallery:
         return float(self._meta.get("masked_threshold", self.threshold))
 
     def threshold_for(self, masked: bool) -> float:
+        """The threshold a face is decided with, by its mask flag."""
         return self.masked_threshold if masked else self.threshold
 
     def set_threshold(self, value: float, source: str = "set by hand", *,
