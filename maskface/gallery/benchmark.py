@@ -60,6 +60,7 @@ from maskface.gallery.openset import (
     open_set_metrics,
     paired_difference,
 )
+from maskface.gallery.store import SYNTHETIC_PREFIX
 
 SETTINGS: tuple[str, ...] = ("unmasked", "masked-probe", "masked-both")
 PROBE_STYLES: tuple[str, ...] = ("surgical", "n95", "kn95", "cloth")
@@ -436,7 +437,7 @@ def evaluate_open_set(
                         if aware:
                             vecs += variants.get((p, setting == "masked-both"), [])
                         g.add_embeddings(person, np.stack(vecs), sources=[p] * len(vecs),
-                                         variants=["photo"] + [f"mask:{i}" for i in
+                                         variants=["photo"] + [f"{SYNTHETIC_PREFIX}{i}" for i in
                                                                range(len(vecs) - 1)])
                 s, worst = _search_all(g, proto, probe_emb, person_code,
                                        bare=not masked_probe)

@@ -38,7 +38,13 @@ import numpy as np
 
 from maskface.errors import ImageReadError, InvalidInputError, MaskfaceError
 from maskface.gallery.index import VectorIndex, check_kind, index_options
-from maskface.gallery.store import NewTemplate, Store, TemplateRow
+from maskface.gallery.store import (
+    SYNTHETIC_PREFIX,
+    NewTemplate,
+    Store,
+    TemplateRow,
+    is_synthetic,
+)
 
 if TYPE_CHECKING:
     from maskface.recognizers.base import Recognizer
@@ -250,7 +256,7 @@ def masked_variants(image: np.ndarray, styles: Sequence[str] = DEFAULT_MASK_STYL
         rng = np.random.default_rng([seed, salt, k])
         result = mask_image(image, style, renderer=renderer, vary=True, seed=rng)
         if result.status == "ok":
-            out.append((f"mask:{style}:{renderer}", result.image))
+            out.append((f"{SYNTHETIC_PREFIX}{style}:{renderer}", result.image))
     return out
 
 
@@ -789,7 +795,7 @@ class Gallery:
             if gen == self._gen + 1:
                 self._index.add(ids, np.stack([t.vector for t in items]))
                 self._append_labels(ids, [t.identity for t in items],
-                                    [t.variant.startswith("mask:") for t in items])
+                                    [is_synthetic(t.variant) for t in items])
                 self._gen, self._last_id = gen, max(self._last_id, int(ids.max()))
             else:  # another process wrote in between: take its changes and ours from disk
                 with self._store.read():

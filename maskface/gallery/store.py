@@ -37,8 +37,15 @@ CREATE TABLE templates (
 CREATE INDEX templates_identity ON templates (identity);
 CREATE TABLE removals (id INTEGER PRIMARY KEY, generation INTEGER NOT NULL);
 """
-# A template drawn by maskface (mask-aware enrolment) rather than taken from a photo.
-_SYNTHETIC = "variant LIKE 'mask:%'"
+# Variants of templates drawn by maskface (mask-aware enrolment) rather than taken from a
+# photo start with this; bare probes skip them.
+SYNTHETIC_PREFIX = "mask:"
+_SYNTHETIC = f"variant LIKE '{SYNTHETIC_PREFIX}%'"
+
+
+def is_synthetic(variant: str) -> bool:
+    """Whether a template's variant name marks a synthetic masked variant."""
+    return variant.startswith(SYNTHETIC_PREFIX)
 
 
 @dataclass(frozen=True)
