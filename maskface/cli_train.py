@@ -77,6 +77,10 @@ def _caps(values: tuple[str, ...]) -> dict[str, int]:
               help="Input stages kept fixed (1: the stem).")
 @click.option("--augment", type=click.FloatRange(0, 2), default=1.0, show_default=True,
               help="Strength of the chip augmentations (0: none).")
+@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True,
+              help="Validate and keep a moving average of the weights with this decay per "
+                   "step, e.g. 0.998 (0: the weights as they are).")
 @click.option("--steps-per-epoch", type=click.IntRange(1), default=None,
               help="Default: one pass over the training images.")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -94,7 +98,7 @@ def _caps(values: tuple[str, ...]) -> dict[str, int]:
 def train_command(data, out, chips, exclude_protocol, exclude_folds, max_images, val_fraction,
                   variants,
                   renderers, styles, losses, epochs, batch_size, masked_fraction, lr, freeze,
-                  augment, steps_per_epoch, init, name, limit, workers, seed, resume,
+                  augment, ema, steps_per_epoch, init, name, limit, workers, seed, resume,
                   onnx) -> None:
     """Fine-tune the dlib ResNet port so that masked faces keep their identity.
 
@@ -111,7 +115,8 @@ def train_command(data, out, chips, exclude_protocol, exclude_folds, max_images,
                             styles=tuple(styles or ()), seed=seed)
     config = TrainConfig(losses=parse_losses(losses), epochs=epochs, batch_size=batch_size,
                          masked_fraction=masked_fraction, lr=lr, freeze=freeze,
-                         augment=augment, seed=seed, steps_per_epoch=steps_per_epoch)
+                         augment=augment, ema=ema, seed=seed,
+                         steps_per_epoch=steps_per_epoch)
     result = run_training(
         _data(data), out, config, settings, chips=chips, exclude_protocols=exclude_protocol,
         exclude_folds=exclude_folds, max_images=_caps(max_images), val_fraction=val_fraction,

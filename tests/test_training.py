@@ -131,26 +131,45 @@ def test_training_moves_masked_faces_towards_the_teacher(store, tmp_path):
     assert len(history) == 2 and "val_masked-masked" in history[0]
 
 
-def test_resume_after_a_kill_gives_the_same_weights(store, tmp_path):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_after_a_kill_gives_the_same_weights(store, tmp_path, ema):
     from maskface.training import TrainingError, train
 
-    whole = train(store, tmp_path / "a", _config(), log=lambda m: None)
+    whole = train(store, tmp_path / "a", _config(ema=ema), log=lambda m: None)
 
     def killed(message: str) -> None:
         if message.startswith("epoch 1:"):  # printed after the epoch's checkpoint is written
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(store, tmp_path / "b", _config(), log=killed)
+        train(store, tmp_path / "b", _config(ema=ema), log=killed)
     with pytest.raises(TrainingError, match="--resume"):
-        train(store, tmp_path / "b", _config(), log=lambda m: None)
+        train(store, tmp_path / "b", _config(ema=ema), log=lambda m: None)
     with pytest.raises(TrainingError, match="other settings"):
-        train(store, tmp_path / "b", _config(lr=1e-2), resume=True, log=lambda m: None)
-    train(store, tmp_path / "b", _config(), resume=True, log=lambda m: None)
+        train(store, tmp_path / "b", _config(ema=ema, lr=1e-2), resume=True,
+              log=lambda m: None)
+    train(store, tmp_path / "b", _config(ema=ema), resume=True, log=lambda m: None)
     a, b = _weights(tmp_path / "a" / "model.safetensors"), _weights(
         tmp_path / "b" / "model.safetensors")
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert whole.best_epoch in (1, 2)
+
+
+def test_ema_keeps_the_moving_average_of_the_weights(store, tmp_path):
+    from maskface.training import train
+
+    def run(name: str, steps: int, ema: float = 0.0) -> dict:
+        cfg = _config(losses={"distill": 1.0}, epochs=1, lr=5e-3, augment=0.0,
+                      steps_per_epoch=steps, ema=ema)
+        return train(store, tmp_path / name, cfg, log=lambda m: None).model.state_dict()
+
+    def dist(a: dict, b: dict) -> float:
+        return sum(float((a[k] - b[k]).abs().sum()) for k in a)
+
+    # The first step is the same in every run; a decay of 0.99 over 4 steps leaves the
+    # average within a few percent of the weights after it, while the plain run moves on.
+    one, four, averaged = run("one", 1), run("four", 4), run("ema", 4, ema=0.99)
+    assert dist(averaged, one) < 0.1 * dist(four, one)
 
 
 def test_nan_loss_stops_with_a_clear_error(store, tmp_path):

@@ -61,6 +61,7 @@ class TrainConfig:
     freeze: int = 1  # input stages kept as they are: 0 none, 1 the stem, up to 6
     augment: float = 1.0  # strength of the chip augmentations, 0 for none
     mirror: bool = True
+    ema: float = 0.0  # decay of a moving average of the weights, validated and kept; 0 off
     seed: int = 0
     val_pairs: int = 1000  # same-person and as many different-person validation pairs
     steps_per_epoch: int | None = None  # default: one pass over the training images
@@ -360,6 +361,17 @@ def train(store: ChipStore, out: str | os.PathLike[str], config: TrainConfig | N
         history, best_score, best_epoch = ckpt["history"], ckpt["best_score"], ckpt["best_epoch"]
         start_epoch = ckpt["epoch"] + 1
         say(f"resuming after epoch {ckpt['epoch']} of {config.epochs}")
+    # The moving average (rank 0 only: it alone validates and saves) smooths the epoch-to-epoch
+    # wander of the weights that makes a single epoch's validation score a lottery.
+    ema = None
+    if config.ema and rank == 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(config.ema),
+                            use_buffers=True)
+        if start_epoch > 1:
+            ema.load_state_dict(ckpt["ema"])
+    kept = ema.module if ema is not None else student
     model: nn.Module = obj
     if world > 1:
         model = nn.parallel.DistributedDataParallel(obj)
@@ -402,6 +414,8 @@ def train(store: ChipStore, out: str | os.PathLike[str], config: TrainConfig | N
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+            if ema is not None:
+                ema.update_parameters(student)
             seen += len(rows) * world
             for name, v in {"loss": loss, **parts}.items():
                 sums[name] = sums.get(name, 0.0) + v.item() * len(rows)
@@ -415,19 +429,20 @@ def train(store: ChipStore, out: str | os.PathLike[str], config: TrainConfig | N
         entry.update({f"train_{k}": v / (seen / world) for k, v in sums.items()})
         if rank == 0:
             t1 = time.perf_counter()
-            val = validate(student, store, val_pairs, device)
+            val = validate(kept, store, val_pairs, device)
             entry.update({f"val_{k}": v for k, v in val.items()})
             entry["val_seconds"] = round(time.perf_counter() - t1, 1)
             score = val.get("score", -entry["train_loss"])
             if score > best_score:
                 best_score, best_epoch = score, epoch
-                save_weights(student, out / BEST)
+                save_weights(kept, out / BEST)
             history.append(entry)
             _save_checkpoint(ckpt_path, {
                 "epoch": epoch, "objective": obj.state_dict(), "optimiser":
                 optimiser.state_dict(), "history": history, "best_score": best_score,
                 "best_epoch": best_epoch, "config": config.as_dict(),
-                "store": store.fingerprint()})
+                "store": store.fingerprint(),
+                "ema": ema.state_dict() if ema is not None else None})
             write_json_atomic(out / "history.json", {"config": config.as_dict(),
                                                      "history": history,
                                                      "best_epoch": best_epoch})
@@ -438,7 +453,7 @@ def train(store: ChipStore, out: str | os.PathLike[str], config: TrainConfig | N
             import torch.distributed as dist
 
             dist.barrier()
-    best = copy.deepcopy(student)
+    best = copy.deepcopy(kept)
     if (out / BEST).exists():
         best = student_model(out / BEST)
     return TrainResult(out, history, best_epoch, best_score, time.perf_counter() - t_start,
