@@ -12,7 +12,7 @@ _EXAMPLE = """
 \b
 Example (the recipe of the shipped dlib-resnet-masked; LFW View 2 folds 6-10 held out):
   maskface train --data lfw=~/data/lfw --data utkface=~/data/utkface \\
-      --exclude-folds 6-10 --out runs/masked --epochs 6
+      --exclude-folds 6-10 --losses distill --epochs 8 --out runs/masked
   maskface datasets protocols lfw ~/data/lfw heldout/ --folds 6-10 --masked-root ~/data/lfw-masked
   maskface eval --recognizer torch --model runs/masked/model.safetensors \\
       --timm-arch dlib-resnet --protocol heldout/ --configs all
@@ -81,6 +81,9 @@ def _caps(values: tuple[str, ...]) -> dict[str, int]:
               show_default=True,
               help="Validate and keep a moving average of the weights with this decay per "
                    "step, e.g. 0.998 (0: the weights as they are).")
+@click.option("--whiten/--no-whiten", default=True, show_default=True,
+              help="Fold within-face whitening into the kept model when it raises the "
+                   "validation score.")
 @click.option("--steps-per-epoch", type=click.IntRange(1), default=None,
               help="Default: one pass over the training images.")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -98,7 +101,7 @@ def _caps(values: tuple[str, ...]) -> dict[str, int]:
 def train_command(data, out, chips, exclude_protocol, exclude_folds, max_images, val_fraction,
                   variants,
                   renderers, styles, losses, epochs, batch_size, masked_fraction, lr, freeze,
-                  augment, ema, steps_per_epoch, init, name, limit, workers, seed, resume,
+                  augment, ema, whiten, steps_per_epoch, init, name, limit, workers, seed, resume,
                   onnx) -> None:
     """Fine-tune the dlib ResNet port so that masked faces keep their identity.
 
@@ -115,7 +118,7 @@ def train_command(data, out, chips, exclude_protocol, exclude_folds, max_images,
                             styles=tuple(styles or ()), seed=seed)
     config = TrainConfig(losses=parse_losses(losses), epochs=epochs, batch_size=batch_size,
                          masked_fraction=masked_fraction, lr=lr, freeze=freeze,
-                         augment=augment, ema=ema, seed=seed,
+                         augment=augment, ema=ema, whiten=whiten, seed=seed,
                          steps_per_epoch=steps_per_epoch)
     result = run_training(
         _data(data), out, config, settings, chips=chips, exclude_protocols=exclude_protocol,

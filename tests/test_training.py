@@ -123,7 +123,8 @@ def test_training_moves_masked_faces_towards_the_teacher(store, tmp_path):
     teacher = teacher_embeddings(store)[masked_rows, 0]
     before = embed_store(student_model(), store, masked_rows, slots, torch.device("cpu"))
     result = train(store, tmp_path, _config(losses={"distill": 1.0}, epochs=2, lr=5e-3,
-                                           augment=0.0, steps_per_epoch=3), log=lambda m: None)
+                                           augment=0.0, steps_per_epoch=3, whiten=False),
+                   log=lambda m: None)
     after = embed_store(result.model, store, masked_rows, slots, torch.device("cpu"))
     gain = (after * teacher).sum(1).mean() - (before * teacher).sum(1).mean()
     assert gain > 0.005
@@ -160,7 +161,7 @@ def test_ema_keeps_the_moving_average_of_the_weights(store, tmp_path):
 
     def run(name: str, steps: int, ema: float = 0.0) -> dict:
         cfg = _config(losses={"distill": 1.0}, epochs=1, lr=5e-3, augment=0.0,
-                      steps_per_epoch=steps, ema=ema)
+                      steps_per_epoch=steps, ema=ema, whiten=False)
         return train(store, tmp_path / name, cfg, log=lambda m: None).model.state_dict()
 
     def dist(a: dict, b: dict) -> float:
@@ -241,7 +242,10 @@ def test_ddp_under_torchrun_matches_one_process(store, tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
          "2", str(script), str(store.root), str(tmp_path / "ddp")],
-        capture_output=True, text=True, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1",  # the code under test, not an installed copy
+             "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]),
+                                            os.environ.get("PYTHONPATH", "")])})
     assert run.returncode == 0, run.stderr[-3000:]
     from maskface.training import TrainConfig, train
 
@@ -274,3 +278,51 @@ def test_shipped_model_loads_by_name_and_keeps_a_masked_face_near_its_bare_face(
         "dlib-resnet").cache_id
     # the point of the model: a mask moves the embedding much less than it moves dlib's
     assert distance["dlib-resnet-masked"] < 0.8 * distance["dlib-resnet"], distance
+
+
+def test_whitening_shrinks_what_varies_within_a_face_and_folds_into_the_model():
+    import torch
+
+    from maskface.recognizers.dlib_resnet import DlibResNet
+    from maskface.training.whiten import fold_whitening, whitening_map, within_face_scatter
+
+    # 300 faces, 5 views each: an identity vector plus a strong "mask" wobble along the
+    # first 4 of 16 dimensions and a little noise everywhere.
+    rng = np.random.default_rng(0)
+    ident = rng.normal(size=(300, 16))
+    views = np.repeat(ident, 5, axis=0) + 0.1 * rng.normal(size=(1500, 16))
+    views[:, :4] += 2.0 * rng.normal(size=(1500, 4))
+    groups = np.repeat(np.arange(300), 5)
+    m = whitening_map(within_face_scatter(views, groups), reg=0.1)
+    gains = np.linalg.norm(m, axis=0)
+    assert gains[:4].max() < 0.3 * gains[4:].min()
+
+    def separation(x: np.ndarray) -> float:  # same-face minus other-face cosine
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        same = (x[0::5] * x[1::5]).sum(1).mean()
+        other = (x[0::5] * np.roll(x[1::5], 1, axis=0)).sum(1).mean()
+        return float(same - other)
+
+    assert separation(views @ m.T) > separation(views) + 0.3
+    model = DlibResNet().eval()
+    m_full = np.eye(128) + 0.1 * rng.normal(size=(128, 128))
+    folded = fold_whitening(model, m_full)
+    x = torch.rand(2, 3, 150, 150) * 255
+    with torch.no_grad():
+        expect = model(x) @ torch.as_tensor(m_full, dtype=torch.float32).T
+        torch.testing.assert_close(folded(x), expect, rtol=1e-4, atol=1e-4)
+    assert not torch.equal(model.fc.weight, folded.fc.weight)  # the original is untouched
+
+
+def test_training_whitens_only_when_validation_gains(store, tmp_path):
+    from maskface.training import train
+
+    result = train(store, tmp_path, _config(losses={"distill": 1.0}, epochs=1),
+                   log=lambda m: None)
+    w = json.loads((tmp_path / "history.json").read_text())["whitening"]
+    assert w == result.whitening and w["score_before"] == result.best_score
+    assert w["kept"] == (w["score_after"] > w["score_before"])
+    trained = _weights(tmp_path / "best-epoch.safetensors")
+    kept = _weights(tmp_path / "model.safetensors")
+    assert all(np.array_equal(trained[k], kept[k]) for k in trained if k != "fc.weight")
+    assert np.array_equal(trained["fc.weight"], kept["fc.weight"]) != w["kept"]

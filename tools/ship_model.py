@@ -29,6 +29,8 @@ def main() -> None:
         h = json.loads(history.read_text())
         meta["best_epoch"] = str(h.get("best_epoch"))
         meta["config"] = json.dumps(h.get("config"), sort_keys=True)
+        if h.get("whitening"):
+            meta["whitening"] = json.dumps(h["whitening"], sort_keys=True)
     out = save_weights(load_weights(args.weights), shipped_weights(args.name), half=True,
                        metadata=meta)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")

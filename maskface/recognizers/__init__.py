@@ -116,7 +116,7 @@ def _installed(name: str, path: Path) -> RecognizerFactory:
 
 register_recognizer("dlib", _dlib)
 register_recognizer("dlib-resnet", _dlib_resnet)
-if shipped_weights("dlib-resnet-masked").is_file():  # trained by issue 12; not shipped yet
+if shipped_weights("dlib-resnet-masked").is_file():  # absent from a partial checkout
     register_recognizer("dlib-resnet-masked", _dlib_resnet_masked)
 register_recognizer("torch", _torch)
 register_recognizer("onnx", _onnx)

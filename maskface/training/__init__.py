@@ -4,8 +4,10 @@
     run_training([("lfw", "~/data/lfw"), ("utkface", "~/data/utkface")], "runs/m",
                  TrainConfig(epochs=6), ChipSettings(variants=3), exclude_folds="6-10")
 
-A run folder ends up holding ``model.safetensors`` (the best epoch's weights, loadable with
-``--recognizer torch --timm-arch dlib-resnet`` or :func:`install_model`), ``model.onnx``,
+A run folder ends up holding ``model.safetensors`` (the best epoch's weights, with
+within-face whitening folded in when it helps validation; loadable with ``--recognizer torch
+--timm-arch dlib-resnet`` or :func:`install_model`), ``best-epoch.safetensors`` (as trained),
+``model.onnx``,
 ``checkpoint.pt`` (for ``--resume``) and ``report.json``/``report.html``.
 """
 
@@ -128,6 +130,7 @@ def run_training(data: Sequence[tuple[str, str]], out: str | os.PathLike[str],
         if name:
             say(f"installed as {name}: {install_model(name, weights)}")
         write_report(out, {"history": result.history, "best_epoch": result.best_epoch,
+                           "whitening": result.whitening,
                            "config": config.as_dict(), "chips": settings.as_dict(),
                            "data": _data_summary(sources, len(excluded), how),
                            "datasets": [f"{n}={r}" for n, r in data]})

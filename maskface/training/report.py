@@ -57,12 +57,17 @@ def write_report(out: str | Path, report: dict[str, Any]) -> tuple[Path, Path]:
         + "".join(f"<td>{cell(h.get(c, ''))}</td>" for c in cols) + "</tr>" for h in history)
     facts = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                     for k, v in {**report["data"], **report["config"]}.items())
+    w = report.get("whitening")
+    white = "" if not w else (
+        f"<p>Within-face whitening: validation score {100 * w['score_before']:.2f} without, "
+        f"{100 * w['score_after']:.2f} with; "
+        + ("folded into <code>model.safetensors</code>." if w["kept"] else "not kept.") + "</p>")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>maskface training</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;
 margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{text-align:left}}
 tr.best{{background:#e6f4e6}}</style></head><body>
 <h1>Training run</h1><p>Best epoch: <b>{report['best_epoch']}</b> (highlighted), picked on the
-validation people's pairs; its weights are <code>model.safetensors</code>.</p>{figure}
+validation people's pairs; its weights are <code>model.safetensors</code>.</p>{white}{figure}
 <h2>Epochs</h2><table><tr>{''.join(f'<th>{c}</th>' for c in cols)}</tr>{rows}</table>
 <h2>Data and recipe</h2><table>{facts}</table></body></html>"""
     write_bytes_atomic(out / "report.html", page.encode("utf-8"))

@@ -35,9 +35,11 @@ from maskface.errors import MaskfaceError
 from maskface.training.augment import ChipAugment
 from maskface.training.data import ChipStore, teacher_embeddings
 from maskface.training.losses import build_losses
+from maskface.training.whiten import fit_whitening, fold_whitening
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "model.safetensors"
+EPOCH_BEST = "best-epoch.safetensors"  # the best epoch as trained, before whitening
 VAL_CONFIGS = ("masked-masked", "masked-unmasked", "unmasked-unmasked")
 
 
@@ -62,6 +64,7 @@ class TrainConfig:
     augment: float = 1.0  # strength of the chip augmentations, 0 for none
     mirror: bool = True
     ema: float = 0.0  # decay of a moving average of the weights, validated and kept; 0 off
+    whiten: bool = True  # fold within-face whitening into the model when validation gains
     seed: int = 0
     val_pairs: int = 1000  # same-person and as many different-person validation pairs
     steps_per_epoch: int | None = None  # default: one pass over the training images
@@ -80,6 +83,7 @@ class TrainResult:
     best_score: float
     seconds: float
     model: nn.Module
+    whitening: dict[str, Any] | None = None  # validation scores without and with it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,7 +378,9 @@ def train(store: ChipStore, out: str | os.PathLike[str], config: TrainConfig | N
     kept = ema.module if ema is not None else student
     model: nn.Module = obj
     if world > 1:
-        model = nn.parallel.DistributedDataParallel(obj)
+        # The only buffer is the constant input mean; broadcasting it every step is wasted
+        # work, and its channels-last layout trips gloo's overlap check on torch 2.13.
+        model = nn.parallel.DistributedDataParallel(obj, broadcast_buffers=False)
     augment = ChipAugment(strength=config.augment)
     val_pairs = validation_pairs(store, config.val_pairs, config.seed) if rank == 0 else None
     local = config.batch_size // world
@@ -435,7 +441,7 @@ def train(store: ChipStore, out: str | os.PathLike[str], config: TrainConfig | N
             score = val.get("score", -entry["train_loss"])
             if score > best_score:
                 best_score, best_epoch = score, epoch
-                save_weights(kept, out / BEST)
+                save_weights(kept, out / EPOCH_BEST)
             history.append(entry)
             _save_checkpoint(ckpt_path, {
                 "epoch": epoch, "objective": obj.state_dict(), "optimiser":
@@ -454,7 +460,25 @@ def train(store: ChipStore, out: str | os.PathLike[str], config: TrainConfig | N
 
             dist.barrier()
     best = copy.deepcopy(kept)
-    if (out / BEST).exists():
-        best = student_model(out / BEST)
+    if (out / EPOCH_BEST).exists():
+        best = student_model(out / EPOCH_BEST).to(device)
+    whitening = None
+    if rank == 0:
+        # Rebuilt from the best epoch's file each time, so a resumed run whitens once.
+        if config.whiten and val_pairs is not None and best_epoch:
+            whitened = fold_whitening(best, fit_whitening(best, store, device,
+                                                          seed=config.seed))
+            after = validate(whitened, store, val_pairs, device).get("score")
+            if after is not None:
+                whitening = {"score_before": best_score, "score_after": after,
+                             "kept": after > best_score}
+                say(f"within-face whitening: validation {best_score:.4f} -> {after:.4f}, "
+                    + ("kept" if whitening["kept"] else "not kept"))
+                if whitening["kept"]:
+                    best = whitened
+        save_weights(best, out / BEST)
+        write_json_atomic(out / "history.json", {"config": config.as_dict(),
+                                                 "history": history, "best_epoch": best_epoch,
+                                                 "whitening": whitening})
     return TrainResult(out, history, best_epoch, best_score, time.perf_counter() - t_start,
-                       best)
+                       best, whitening)
