@@ -315,6 +315,28 @@ def save_weights(model: nn.Module, path: str | os.PathLike[str], *, half: bool =
     return path
 
 
+def _write_history(out: Path, config: TrainConfig, history: list[dict[str, Any]],
+                   best_epoch: int, whitening: dict[str, Any] | None = None) -> None:
+    write_json_atomic(out / "history.json", {"config": config.as_dict(), "history": history,
+                                             "best_epoch": best_epoch,
+                                             "whitening": whitening})
+
+
+def _whitened_if_better(model: nn.Module, store: ChipStore, pairs: np.ndarray,
+                        device: torch.device, score: float, seed: int,
+                        say: Callable[[str], None]) -> tuple[nn.Module, dict[str, Any] | None]:
+    """``model`` with within-face whitening folded in if that raises the validation
+    ``score``, and the scores (None when validation cannot score)."""
+    whitened = fold_whitening(model, fit_whitening(model, store, device, seed=seed))
+    after = validate(whitened, store, pairs, device).get("score")
+    if after is None:
+        return model, None
+    info = {"score_before": score, "score_after": after, "kept": after > score}
+    say(f"within-face whitening: validation {score:.4f} -> {after:.4f}, "
+        + ("kept" if info["kept"] else "not kept"))
+    return (whitened if info["kept"] else model), info
+
+
 def train(store: ChipStore, out: str | os.PathLike[str], config: TrainConfig | None = None,
           *, resume: bool = False, init: str | os.PathLike[str] | None = None,
           device: torch.device | None = None, progress: bool = False,
@@ -449,9 +471,7 @@ def train(store: ChipStore, out: str | os.PathLike[str], config: TrainConfig | N
                 "best_epoch": best_epoch, "config": config.as_dict(),
                 "store": store.fingerprint(),
                 "ema": ema.state_dict() if ema is not None else None})
-            write_json_atomic(out / "history.json", {"config": config.as_dict(),
-                                                     "history": history,
-                                                     "best_epoch": best_epoch})
+            _write_history(out, config, history, best_epoch)
             say(f"epoch {epoch}: " + ", ".join(
                 f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                 for k, v in entry.items() if k != "epoch"))
@@ -459,26 +479,15 @@ def train(store: ChipStore, out: str | os.PathLike[str], config: TrainConfig | N
             import torch.distributed as dist
 
             dist.barrier()
-    best = copy.deepcopy(kept)
-    if (out / EPOCH_BEST).exists():
-        best = student_model(out / EPOCH_BEST).to(device)
+    best = (student_model(out / EPOCH_BEST).to(device) if (out / EPOCH_BEST).exists()
+            else copy.deepcopy(kept))
     whitening = None
     if rank == 0:
         # Rebuilt from the best epoch's file each time, so a resumed run whitens once.
         if config.whiten and val_pairs is not None and best_epoch:
-            whitened = fold_whitening(best, fit_whitening(best, store, device,
-                                                          seed=config.seed))
-            after = validate(whitened, store, val_pairs, device).get("score")
-            if after is not None:
-                whitening = {"score_before": best_score, "score_after": after,
-                             "kept": after > best_score}
-                say(f"within-face whitening: validation {best_score:.4f} -> {after:.4f}, "
-                    + ("kept" if whitening["kept"] else "not kept"))
-                if whitening["kept"]:
-                    best = whitened
+            best, whitening = _whitened_if_better(best, store, val_pairs, device, best_score,
+                                                  config.seed, say)
         save_weights(best, out / BEST)
-        write_json_atomic(out / "history.json", {"config": config.as_dict(),
-                                                 "history": history, "best_epoch": best_epoch,
-                                                 "whitening": whitening})
+        _write_history(out, config, history, best_epoch, whitening)
     return TrainResult(out, history, best_epoch, best_score, time.perf_counter() - t_start,
                        best, whitening)

@@ -46,7 +46,7 @@ def fit_whitening(model: nn.Module, store: ChipStore, device: torch.device, *,
                   sources: int = 3000, reg: float = 1.0, seed: int = 0) -> np.ndarray:
     """The whitening map of ``model``'s embeddings, from a seeded sample of the store's
     training faces, each bare and in every usable masked variant."""
-    from maskface.training.trainer import embed_store
+    from maskface.training.trainer import embed_store  # here: the trainer imports this module
 
     rows = store.indices("train")
     if len(rows) > sources:
