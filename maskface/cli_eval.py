@@ -63,9 +63,11 @@ def model_options(recognizer: str, model: str | None, alignment: str | None,
 @click.option("--model", "model_path", type=click.Path(dir_okay=False),
               help="torch/onnx recognizers: the model file (TorchScript, pickled module, "
                    "state dict or .onnx).")
-@click.option("--alignment", type=click.Choice(["arcface112", "facenet160", "dlib150"]),
-              help="torch/onnx recognizers: how faces are cut for the model [the one "
-                   "matching the model's input size, else arcface112].")
+@click.option("--alignment", type=click.Choice(["arcface112", "facenet160", "dlib150",
+                                                 "dlib150-upper"]),
+              help="torch/onnx recognizers: how faces are cut for the model [the one the "
+                   "model file records, else the one matching its input size, else "
+                   "arcface112].")
 @click.option("--timm-arch", "timm_arch",
               help="torch recognizer: the timm architecture (or dlib-resnet) a state-dict "
                    "checkpoint belongs to.")

@@ -19,7 +19,7 @@ from maskface.cli_common import (
 
 INDEXES = ("flat", "hnsw", "ivf")
 DETECTORS = ("dlib", "blazeface", "mediapipe")
-ALIGNMENTS = ("arcface112", "facenet160", "dlib150")
+ALIGNMENTS = ("arcface112", "facenet160", "dlib150", "dlib150-upper")
 
 
 def _open(path: Path, readonly: bool = False):

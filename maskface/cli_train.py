@@ -64,6 +64,10 @@ def _caps(values: tuple[str, ...]) -> dict[str, int]:
               help="Comma-separated renderers of the masked variants.")
 @click.option("--styles", type=style_choice(many=True), default=None,
               help="Comma-separated styles (default: every style drawn at random).")
+@click.option("--alignment", type=click.Choice(["dlib150", "dlib150-upper"]),
+              default="dlib150", show_default=True,
+              help="How chips are cut: dlib's fit of all 68 points, or of the eyes, brows and "
+                   "nose bridge only (steadier under masks; the model remembers it).")
 @click.option("--losses", default="distill", show_default=True,
               help="Loss terms with weights: distill, arcface, cosface, sphereface, triplet, "
                    "contrastive, e.g. 'distill=1,arcface=0.1'.")
@@ -99,10 +103,9 @@ def _caps(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--onnx/--no-onnx", default=True, show_default=True,
               help="Also export the model as ONNX.")
 def train_command(data, out, chips, exclude_protocol, exclude_folds, max_images, val_fraction,
-                  variants,
-                  renderers, styles, losses, epochs, batch_size, masked_fraction, lr, freeze,
-                  augment, ema, whiten, steps_per_epoch, init, name, limit, workers, seed, resume,
-                  onnx) -> None:
+                  variants, renderers, styles, alignment, losses, epochs, batch_size,
+                  masked_fraction, lr, freeze, augment, ema, whiten, steps_per_epoch, init, name,
+                  limit, workers, seed, resume, onnx) -> None:
     """Fine-tune the dlib ResNet port so that masked faces keep their identity.
 
     Chips are cut as 'maskface eval' cuts them (the detector runs on the masked image),
@@ -115,7 +118,7 @@ def train_command(data, out, chips, exclude_protocol, exclude_folds, max_images,
     from maskface.training.trainer import TrainConfig
 
     settings = ChipSettings(variants=variants, renderers=tuple(renderers),
-                            styles=tuple(styles or ()), seed=seed)
+                            styles=tuple(styles or ()), alignment=alignment, seed=seed)
     config = TrainConfig(losses=parse_losses(losses), epochs=epochs, batch_size=batch_size,
                          masked_fraction=masked_fraction, lr=lr, freeze=freeze,
                          augment=augment, ema=ema, whiten=whiten, seed=seed,

@@ -183,6 +183,27 @@ def test_dlib_alignment_is_unchanged(astronaut: np.ndarray) -> None:
                                   dlib_chip(astronaut, landmarks, 150, 0.25))
 
 
+def test_upper_alignment_ignores_the_lower_face(astronaut: np.ndarray) -> None:
+    from maskface.evaluation.embeddings import locate
+    from maskface.recognizers.alignment import chip_corners
+    from maskface.recognizers.templates import align_chip, upper_matrix
+
+    landmarks = locate(astronaut)
+    # Bare, the upper-face fit frames the face nearly as dlib does (LFW: 5 chip pixels at the
+    # corners on average; this smiling face 11).
+    corners = np.c_[chip_corners(landmarks), np.ones(3)] @ upper_matrix(landmarks).T
+    assert np.abs(corners - [[0, 0], [149, 0], [149, 149]]).max() < 12
+    # A guessed mouth and jaw (as under a mask) move dlib's chip, not this one.
+    moved = landmarks.copy()
+    lower = np.r_[0:17, 31:36, 48:68]
+    moved[lower] += [8.0, 25.0]
+    moved[lower, 1] *= 1.05
+    np.testing.assert_array_equal(align_chip(astronaut, moved, "dlib150-upper"),
+                                  align_chip(astronaut, landmarks, "dlib150-upper"))
+    assert np.abs(align_chip(astronaut, moved, "dlib150").astype(float)
+                  - align_chip(astronaut, landmarks, "dlib150")).mean() > 10
+
+
 # --- models --------------------------------------------------------------------------------
 
 
@@ -513,14 +534,14 @@ def test_pipeline_cuts_the_recognizers_own_chips(model, files, astronaut, tmp_pa
     Image.fromarray(astronaut).save(path)
     landmarks = locate(astronaut)
     cache = EmbeddingCache(tmp_path / "c.sqlite")
-    for alignment in ("arcface112", "facenet160"):
+    for alignment in ("arcface112", "facenet160", "dlib150-upper"):
         rec = TorchRecognizer(model, device="cpu", alignment=alignment)
         res = embed_paths([str(path)], rec, cache=cache, workers=1)
         assert res.methods == ["detected"]
         np.testing.assert_allclose(res.embeddings, rec.embed([astronaut], [landmarks]),
                                    atol=1e-6)
-        assert f"|{alignment}-chip{rec.chip_size}|" in pipeline_key(rec, "dlib", 1)
-    assert len(cache) == 2  # one entry per alignment: neither reused the other's
+        assert f"|{alignment}-chip{rec.chip_size}" in pipeline_key(rec, "dlib", 1)
+    assert len(cache) == 3  # one entry per alignment: none reused another's
     cache.close()
     # The key names the weights: the same file under another name shares it, other
     # weights under the same name do not.

@@ -41,6 +41,11 @@ def _config(**kw):
     return TrainConfig(**{**base, **kw})
 
 
+def _repo_path() -> str:
+    """PYTHONPATH for a subprocess that must run the code under test, not an installed copy."""
+    return os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])
+
+
 def _weights(path: Path) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file
 
@@ -189,7 +194,8 @@ def test_cli_trains_exports_and_installs_a_model(lfw, tmp_path, monkeypatch):
     out = tmp_path / "run"
     args = ["train", "--data", f"lfw={lfw.parent}", "--exclude-folds", "2-10", "--limit", "24",
             "--variants", "1", "--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2",
-            "--workers", "1", "--val-fraction", "0.3", "--out", str(out), "--name", "tiny"]
+            "--workers", "1", "--val-fraction", "0.3", "--out", str(out), "--name", "tiny",
+            "--alignment", "dlib150-upper"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     for name in ("model.safetensors", "model.onnx", "report.html", "report.json"):
@@ -203,6 +209,15 @@ def test_cli_trains_exports_and_installs_a_model(lfw, tmp_path, monkeypatch):
     store = open_store(out / "chips")
     assert not {Path(s.path).parent.name for s in store.sources} & fold_people(lfw.parent,
                                                                                "2-10")
+    # Chips cut on the upper face; the teacher still sees the bare face as dlib cuts it.
+    from maskface.geometry.locate import locate
+    from maskface.imageio import read_image
+    from maskface.recognizers.templates import align_chip
+
+    image = read_image(store.sources[0].path)
+    for alignment, chip in [("dlib150-upper", store.chips[0, 0]),
+                            ("dlib150", store.teacher_chips[0])]:
+        np.testing.assert_array_equal(chip, align_chip(image, locate(image), alignment))
     # The exported model loads by name (in a fresh process, as a user would), as ONNX and
     # as torch weights, and all three agree.
     from maskface.recognizers import create_recognizer
@@ -211,13 +226,18 @@ def test_cli_trains_exports_and_installs_a_model(lfw, tmp_path, monkeypatch):
     chips = np.array(store.chips[:3, 0])
     np.save(tmp_path / "c.npy", chips)
     code = ("import numpy as np, sys; from maskface.recognizers import create_recognizer; "
-            "np.save(sys.argv[1], create_recognizer('tiny').embed_chips(np.load(sys.argv[2])))")
+            "r = create_recognizer('tiny'); assert r.alignment == 'dlib150-upper', r.alignment; "
+            "np.save(sys.argv[1], r.embed_chips(np.load(sys.argv[2])))")
     named = subprocess.run([sys.executable, "-c", code, str(tmp_path / "e.npy"),
                             str(tmp_path / "c.npy")], capture_output=True, text=True,
                            check=False, cwd=tmp_path,
-                           env={**os.environ, "MASKFACE_CACHE": str(tmp_path / "cache")})
+                           env={**os.environ, "MASKFACE_CACHE": str(tmp_path / "cache"),
+                                "PYTHONPATH": _repo_path()})
     assert named.returncode == 0, named.stderr
     onnx = create_recognizer("onnx", path=out / "model.onnx")  # settings from the file
+    torch_rec = create_recognizer("torch", model=out / "model.safetensors", arch="dlib-resnet")
+    # Every way of loading the model cuts its chips as it was trained.
+    assert onnx.alignment == torch_rec.alignment == "dlib150-upper"
     import torch
 
     with torch.inference_mode():
@@ -243,9 +263,7 @@ def test_ddp_under_torchrun_matches_one_process(store, tmp_path):
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
          "2", str(script), str(store.root), str(tmp_path / "ddp")],
         capture_output=True, text=True, check=False,
-        env={**os.environ, "OMP_NUM_THREADS": "1",  # the code under test, not an installed copy
-             "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]),
-                                            os.environ.get("PYTHONPATH", "")])})
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": _repo_path()})
     assert run.returncode == 0, run.stderr[-3000:]
     from maskface.training import TrainConfig, train
 
@@ -267,11 +285,11 @@ def test_shipped_model_loads_by_name_and_keeps_a_masked_face_near_its_bare_face(
     assert "dlib-resnet-masked" in list_recognizers()
     masked = [maskface.mask_image(astronaut, style, seed=i, vary=True).image
               for i, style in enumerate(("surgical", "n95", "cloth", "kn95"))]
-    chips = np.stack([face_chip(im)[0] for im in [astronaut, *masked]])
     distance = {}
     for name in ("dlib-resnet", "dlib-resnet-masked"):
         rec = create_recognizer(name)
-        emb = rec.embed_chips(chips)
+        emb = rec.embed_chips(np.stack([face_chip(im, rec.alignment)[0]
+                                        for im in [astronaut, *masked]]))
         np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
         distance[name] = float(np.linalg.norm(emb[1:] - emb[0], axis=1).mean())
     assert create_recognizer("dlib-resnet-masked").cache_id != create_recognizer(

@@ -24,7 +24,9 @@ def main() -> None:
     ap.add_argument("--name", default="dlib-resnet-masked")
     args = ap.parse_args()
     history = args.weights.with_name("history.json")
-    meta = {"name": args.name}
+    from maskface.recognizers.model_common import file_alignment
+
+    meta = {"name": args.name, "maskface.alignment": file_alignment(args.weights) or "dlib150"}
     if history.is_file():
         h = json.loads(history.read_text())
         meta["best_epoch"] = str(h.get("best_epoch"))

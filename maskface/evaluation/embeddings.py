@@ -71,8 +71,9 @@ def pipeline_key(recognizer: Recognizer, detector: str, upsample: int) -> str:
     flip = getattr(recognizer, "flip", False)
     alignment = getattr(recognizer, "alignment", "dlib150")
     # dlib's chips keep the key they always had, so existing caches stay valid.
-    chip = (f"chip{recognizer.chip_size}-pad{recognizer.padding}" if alignment == "dlib150"
-            else f"{alignment}-chip{recognizer.chip_size}")
+    pad = f"-pad{recognizer.padding}" if alignment.startswith("dlib150") else ""
+    chip = (f"chip{recognizer.chip_size}{pad}" if alignment == "dlib150"
+            else f"{alignment}-chip{recognizer.chip_size}{pad}")
     model = getattr(recognizer, "cache_id", "")
     model = f"|model{model}" if model else ""
     if detector == "blazeface":  # refitting the box map changes every landmark

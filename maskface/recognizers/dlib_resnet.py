@@ -286,11 +286,17 @@ class DlibResNetRecognizer(Recognizer):
         super().__init__(flip=flip, batch_size=batch_size)
         self.device = torch.device(device or _default_device())
         if weights is not None:
-            from maskface.recognizers.model_common import file_fingerprint, model_file
+            from maskface.recognizers.model_common import (
+                file_alignment,
+                file_fingerprint,
+                model_file,
+            )
 
             path = model_file(weights)
             self.name = name or f"dlib-resnet:{path.stem}"
             self.cache_id = file_fingerprint(path)
+            # A fine-tuned model is fed chips cut the way it was trained on.
+            self.alignment = file_alignment(path) or "dlib150"
             weights = str(path.resolve())
         self.model = _shared_model(str(self.device), weights)
         if num_threads is not None:
@@ -310,7 +316,8 @@ class DlibResNetRecognizer(Recognizer):
         return torch.cat(out).numpy()
 
 
-def export_onnx(path: str | os.PathLike[str], model: DlibResNet | None = None) -> Path:
+def export_onnx(path: str | os.PathLike[str], model: DlibResNet | None = None,
+                alignment: str = "dlib150") -> Path:
     """Write the model as ONNX (input ``chips``: N x 3 x 150 x 150 float RGB 0..255, output
     ``descriptors``: N x 128, dynamic batch), atomically, recording the alignment and input
     scaling for :class:`~maskface.recognizers.onnx_model.OnnxRecognizer`. Uses torch's
@@ -340,7 +347,7 @@ def export_onnx(path: str | os.PathLike[str], model: DlibResNet | None = None) -
 
     proto = onnx.load_from_string(buf.getvalue())
     # The ONNX recognizer reads these, so the file needs no --alignment or scaling flags.
-    for key, value in {"maskface.alignment": "dlib150", "maskface.mean": "0",
+    for key, value in {"maskface.alignment": alignment, "maskface.mean": "0",
                        "maskface.std": "1"}.items():
         proto.metadata_props.add(key=key, value=value)
     path = Path(path)

@@ -54,11 +54,33 @@ def describe_scaling(mean: np.ndarray, std: np.ndarray, bgr: bool) -> str:
             f"-{'bgr' if bgr else 'rgb'}")
 
 
+def file_alignment(path: str | os.PathLike[str]) -> str | None:
+    """The alignment a safetensors file records (``maskface.alignment``, as ``maskface train``
+    writes it), ``None`` when it records none or is another format."""
+    p = Path(path)
+    if p.suffix != ".safetensors":
+        return None
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(p), framework="numpy") as f:
+            alignment = (f.metadata() or {}).get("maskface.alignment")
+    except (SafetensorError, OSError) as e:
+        raise ModelLoadError(f"{p} is not a readable safetensors file: {e}") from None
+    if alignment is not None and alignment not in ALIGNMENTS:
+        raise ModelLoadError(f"{p} asks for alignment {alignment!r}, which this maskface "
+                             f"does not know ({', '.join(ALIGNMENTS)}); upgrade maskface")
+    return alignment
+
+
 def choose_alignment(alignment: str | None, input_size: int | None, default: str) -> str:
     """The alignment asked for, else the one whose chip size is the model's input size,
     else ``default``; :class:`ModelLoadError` when a fixed input size contradicts it."""
     if alignment is None:
-        by_size = {size: name for name, size in ALIGNMENTS.items()}
+        # The first alignment of each size is its default (dlib150 for 150, not its variant).
+        by_size: dict[int, str] = {}
+        for name, size in ALIGNMENTS.items():
+            by_size.setdefault(size, name)
         alignment = by_size.get(input_size, default) if input_size else default
     size = check_alignment(alignment)
     if input_size is not None and input_size != size:

@@ -30,6 +30,7 @@ from maskface.recognizers.model_common import (
     channel_values,
     choose_alignment,
     describe_scaling,
+    file_alignment,
     file_fingerprint,
     model_file,
 )
@@ -221,6 +222,8 @@ class TorchRecognizer(Recognizer):
         self.device = torch.device(device or _default_device())
         module, label, digest = load_model(model, arch, embedding_dim, self.device)
         own_scaling = isinstance(module, DlibResNet)
+        if alignment is None and not isinstance(model, nn.Module):
+            alignment = file_alignment(model)
         self.alignment = choose_alignment(alignment, None,
                                           "dlib150" if own_scaling else "arcface112")
         self.chip_size = check_alignment(self.alignment)

@@ -126,7 +126,7 @@ def run_training(data: Sequence[tuple[str, str]], out: str | os.PathLike[str],
         if onnx:
             from maskface.recognizers.dlib_resnet import export_onnx
 
-            export_onnx(out / "model.onnx", result.model)
+            export_onnx(out / "model.onnx", result.model, alignment=settings.alignment)
         if name:
             say(f"installed as {name}: {install_model(name, weights)}")
         write_report(out, {"history": result.history, "best_epoch": result.best_epoch,

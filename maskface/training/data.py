@@ -7,6 +7,9 @@ is a folder:
 - ``chips.npy``: (N, 1 + K, S, S, 3) uint8, memory-mapped. Slot 0 is the bare face; slots
   1..K are masked variants (random style, look, wear and renderer per variant).
 - ``ok.npy``: (N, 1 + K) bool, whether the slot holds a usable chip.
+- ``teacher.npy``: (N, S, S, 3) uint8, only when the chips are not cut as dlib cuts them
+  (``--alignment dlib150-upper``): the bare face as the teacher was trained to see it, so
+  the distillation targets do not change with the student's alignment.
 - ``store.json``: the settings; a store is only reused with the same settings.
 - ``done/``: a file per finished shard, holding what was drawn in its masked slots (style,
   renderer, wear; JSON lines), so a killed preparation resumes where it stopped.
@@ -42,6 +45,7 @@ SPLITS = ("train", "val")
 # How masks are worn in training: mostly as meant, sometimes the ways people really wear them.
 WEAR_WEIGHTS = {"correct": 0.75, "under_nose": 0.2, "chin": 0.05}
 _SHARD = 48  # sources a worker takes at a time
+TEACHER_ALIGNMENT = "dlib150"  # how the frozen teacher (dlib's ResNet) cuts its chips
 
 
 class TrainingDataError(MaskfaceError, ValueError):
@@ -90,6 +94,13 @@ class ChipStore:
     chips: np.ndarray  # memmap (N, 1 + K, S, S, 3)
     ok: np.ndarray  # (N, 1 + K) bool
     failures: list[tuple[str, str]] = field(default_factory=list)
+    teacher_chips: np.ndarray | None = None  # memmap (N, S, S, 3), see the module docstring
+
+    def teacher_chip_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The bare chips of ``rows`` as the teacher cuts them."""
+        if self.teacher_chips is None:
+            return np.asarray(self.chips[rows, 0])
+        return np.asarray(self.teacher_chips[rows])
 
     @property
     def variants(self) -> int:
@@ -219,11 +230,17 @@ def _locate_chip(image: np.ndarray, s: ChipSettings) -> tuple[np.ndarray, np.nda
     return align_chip(image, found, s.alignment, s.size, s.padding), found
 
 
+def _own_teacher_chips(s: ChipSettings) -> bool:
+    return s.alignment != TEACHER_ALIGNMENT
+
+
 def source_chips(path: str, row: int, s: ChipSettings
-                 ) -> tuple[np.ndarray, np.ndarray, list[dict], str]:
-    """Chips (1 + K, S, S, 3), ok flags, per-variant records and an error ('' if none)."""
+                 ) -> tuple[np.ndarray, np.ndarray, list[dict], str, np.ndarray | None]:
+    """Chips (1 + K, S, S, 3), ok flags, per-variant records, an error ('' if none) and the
+    bare chip as the teacher cuts it (``None`` when the chips are cut that way already)."""
     from maskface.errors import ImageReadError
     from maskface.imageio import read_image
+    from maskface.recognizers.templates import align_chip
     from maskface.styles import list_styles
     from maskface.styles.registry import style_class
     from maskface.synthesis import mask_image
@@ -232,15 +249,18 @@ def source_chips(path: str, row: int, s: ChipSettings
     chips = np.zeros((1 + k, s.size, s.size, 3), np.uint8)
     ok = np.zeros(1 + k, bool)
     records: list[dict] = [{} for _ in range(k)]
+    teacher = np.zeros((s.size, s.size, 3), np.uint8) if _own_teacher_chips(s) else None
     try:
         image = read_image(path)
     except (ImageReadError, OSError) as e:
-        return chips, ok, records, f"unreadable: {e}"
+        return chips, ok, records, f"unreadable: {e}", teacher
     chips[0], landmarks = _locate_chip(image, s)
     ok[0] = True
+    if teacher is not None:
+        teacher = align_chip(image, landmarks, TEACHER_ALIGNMENT, s.size, s.padding)
     faces = _analyser()(image)
     if not faces:
-        return chips, ok, records, "no face for the mask renderer"
+        return chips, ok, records, "no face for the mask renderer", teacher
     face = _same_face(faces, landmarks)
     rng = np.random.default_rng([s.seed, row])
     # Every style that can be drawn at random (not those that need the user's files).
@@ -266,7 +286,7 @@ def source_chips(path: str, row: int, s: ChipSettings
             continue
         chips[1 + v], ok[1 + v] = chip, True
         records[v] = {"style": result.faces[0]["style"], "renderer": renderer, "wear": wear}
-    return chips, ok, records, ""
+    return chips, ok, records, "", teacher
 
 
 def _shard(task: tuple[list[tuple[int, str]], ChipSettings]) -> list:
@@ -328,6 +348,9 @@ def prepare_store(sources: Sequence[Source], root: str | os.PathLike[str],
         np.lib.format.open_memmap(root / "chips.npy", "w+", np.uint8,
                                   (n, 1 + k, settings.size, settings.size, 3)).flush()
         np.save(root / "ok.npy", np.zeros((n, 1 + k), bool))
+        if _own_teacher_chips(settings):
+            np.lib.format.open_memmap(root / "teacher.npy", "w+", np.uint8,
+                                      (n, settings.size, settings.size, 3)).flush()
         write_json_atomic(meta_path, {**wanted, "failures": []})
     done_dir = root / "done"
     done_dir.mkdir(exist_ok=True)
@@ -340,6 +363,8 @@ def prepare_store(sources: Sequence[Source], root: str | os.PathLike[str],
 def _fill(root: Path, sources: Sequence[Source], settings: ChipSettings,
           todo: list[tuple[int, range]], workers: int, progress: bool) -> None:
     chips = np.load(root / "chips.npy", mmap_mode="r+")
+    teacher = (np.load(root / "teacher.npy", mmap_mode="r+") if _own_teacher_chips(settings)
+               else None)
     ok = np.load(root / "ok.npy")
     meta = json.loads((root / "store.json").read_text())
     failures = {path: why for path, why in meta.get("failures", [])}
@@ -356,13 +381,17 @@ def _fill(root: Path, sources: Sequence[Source], settings: ChipSettings,
     results = ordered_map(_shard, tasks, workers, window=2 * workers, nice=5)
     for (key, _), out in zip(todo, results, strict=True):
         lines = []
-        for row, c, flags, records, error in out:
+        for row, c, flags, records, error, bare_teacher in out:
             chips[row], ok[row] = c, flags
+            if teacher is not None:
+                teacher[row] = bare_teacher
             if error:
                 failures[sources[row].path] = error
             lines += [json.dumps({"row": row, "slot": 1 + v, **r}) for v, r in
                       enumerate(records) if r]
         chips.flush()
+        if teacher is not None:
+            teacher.flush()
         # ok.npy is rewritten whole, then the shard's marker (holding its variant records)
         # is written: a kill at any point leaves at worst a shard that is computed again.
         with atomic_writer(root / "ok.npy") as f:
@@ -396,8 +425,10 @@ def open_store(root: str | os.PathLike[str]) -> ChipStore:
     settings = ChipSettings(**{**s, "renderers": tuple(s["renderers"]),
                                "styles": tuple(s["styles"]),
                                "jpeg_quality": tuple(s["jpeg_quality"])})
+    teacher = root / "teacher.npy"
     return ChipStore(root, sources, settings, np.load(root / "chips.npy", mmap_mode="r"),
-                     np.load(root / "ok.npy"), [tuple(f) for f in meta.get("failures", [])])
+                     np.load(root / "ok.npy"), [tuple(f) for f in meta.get("failures", [])],
+                     np.load(teacher, mmap_mode="r") if teacher.exists() else None)
 
 
 def teacher_embeddings(store: ChipStore, recognizer=None, *, progress: bool = False
@@ -425,7 +456,7 @@ def teacher_embeddings(store: ChipStore, recognizer=None, *, progress: bool = Fa
         it = tqdm(it, desc="teacher embeddings", unit="batch")
     for start in it:
         part = rows[start : start + step]
-        chips = np.asarray(store.chips[part, 0])
+        chips = store.teacher_chip_rows(part)
         out[part, 0] = rec.embed_chips(chips)
         out[part, 1] = rec.embed_chips(np.ascontiguousarray(chips[:, :, ::-1]))
     with atomic_writer(path) as f:

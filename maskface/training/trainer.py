@@ -357,6 +357,8 @@ def train(store: ChipStore, out: str | os.PathLike[str], config: TrainConfig | N
         raise TrainingError(f"--batch-size {config.batch_size} must be a multiple of "
                             f"{2 * world} (two faces per person, {world} processes)")
     plan = Batches(store, config)
+    # A model file says how its chips are cut, so every command cuts them that way.
+    meta = {"maskface.alignment": store.settings.alignment}
     teacher = torch.from_numpy(teacher_embeddings(store, progress=progress and rank == 0))
     torch.manual_seed(config.seed)
     student = student_model(init)
@@ -463,7 +465,7 @@ def train(store: ChipStore, out: str | os.PathLike[str], config: TrainConfig | N
             score = val.get("score", -entry["train_loss"])
             if score > best_score:
                 best_score, best_epoch = score, epoch
-                save_weights(kept, out / EPOCH_BEST)
+                save_weights(kept, out / EPOCH_BEST, metadata=meta)
             history.append(entry)
             _save_checkpoint(ckpt_path, {
                 "epoch": epoch, "objective": obj.state_dict(), "optimiser":
@@ -487,7 +489,7 @@ def train(store: ChipStore, out: str | os.PathLike[str], config: TrainConfig | N
         if config.whiten and val_pairs is not None and best_epoch:
             best, whitening = _whitened_if_better(best, store, val_pairs, device, best_score,
                                                   config.seed, say)
-        save_weights(best, out / BEST)
+        save_weights(best, out / BEST, metadata=meta)
         _write_history(out, config, history, best_epoch, whitening)
     return TrainResult(out, history, best_epoch, best_score, time.perf_counter() - t_start,
                        best, whitening)
