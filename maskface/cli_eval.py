@@ -46,9 +46,12 @@ def model_options(recognizer: str, model: str | None, alignment: str | None,
     given = {"model": model, "alignment": alignment, "arch": timm_arch}
     kwargs = {k: v for k, v in given.items() if v is not None}
     if recognizer not in MODEL_RECOGNIZERS:
-        if kwargs:
-            raise click.UsageError("--model, --alignment and --timm-arch are for "
+        if model is not None or timm_arch is not None:
+            raise click.UsageError("--model and --timm-arch are for "
                                    f"--recognizer {' or '.join(MODEL_RECOGNIZERS)}")
+        if alignment is not None and recognizer.lower() == "dlib":
+            raise click.UsageError("--alignment is not for --recognizer dlib (dlib's own "
+                                   "pipeline cuts its chips); use dlib-resnet, the same network")
         return kwargs
     if model is None:
         raise click.UsageError(f"--recognizer {recognizer} needs --model PATH")
@@ -65,9 +68,10 @@ def model_options(recognizer: str, model: str | None, alignment: str | None,
                    "state dict or .onnx).")
 @click.option("--alignment", type=click.Choice(["arcface112", "facenet160", "dlib150",
                                                  "dlib150-upper"]),
-              help="torch/onnx recognizers: how faces are cut for the model [the one the "
-                   "model file records, else the one matching its input size, else "
-                   "arcface112].")
+              help="How faces are cut for the model [the one the model file records, else "
+                   "the one matching its input size (torch/onnx), else arcface112 "
+                   "(torch/onnx) or dlib150]. dlib150-upper fits the eyes, brows and nose "
+                   "bridge only: steadier under masks.")
 @click.option("--timm-arch", "timm_arch",
               help="torch recognizer: the timm architecture (or dlib-resnet) a state-dict "
                    "checkpoint belongs to.")
@@ -147,7 +151,7 @@ def eval_command(
     command = shlex.join(["maskface", *sys.argv[1:]]) if sys.argv else ""
     report = build_report(results, emb, recognizer=recognizer.name, detector=detector,
                           fallback=fallback, protocol_files=[str(f) for f in files],
-                          timings=timings, command=command)
+                          timings=timings, command=command, alignment=recognizer.alignment)
     paths = write_report(out, report, results)
     click.echo(markdown_table(report))
     click.echo(f"{len(emb.paths)} images ({emb.cached} cached), {len(emb.fallback_used)} "

@@ -54,7 +54,8 @@ def gallery() -> None:
 @click.option("--model", "model_path", type=click.Path(dir_okay=False),
               help="torch/onnx recognizers: the model file.")
 @click.option("--alignment", type=click.Choice(ALIGNMENTS),
-              help="torch/onnx recognizers: how faces are cut for the model.")
+              help="How faces are cut for the model (torch, onnx, dlib-resnet and its "
+                   "fine-tunes; dlib150-upper: steadier under masks).")
 @click.option("--timm-arch", help="torch recognizer: the timm architecture of a state dict.")
 @click.option("--flip", is_flag=True, help="Average each face's embedding with its mirror's.")
 @click.option("--detector", type=click.Choice(DETECTORS), default="blazeface",

@@ -602,9 +602,16 @@ def test_cli_eval_with_an_onnx_model(onnx_files, tmp_path: Path) -> None:
     assert sorted(option.type.choices) == sorted(ALIGNMENTS)
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert "onnx:tiny" in json.dumps(report)
+    # dlib's network takes either dlib chip; the report says which.
+    result = runner.invoke(eval_command, ["--recognizer", "dlib-resnet", "--alignment",
+                                          "dlib150-upper", *base])
+    assert result.exit_code == 0, result.output
+    assert "dlib150-upper" in (tmp_path / "rep" / "report.json").read_text()
     for args, message in [
         (["--recognizer", "onnx"], "needs --model"),
         (["--recognizer", "dlib-resnet", "--model", "x.onnx"], "are for --recognizer"),
+        (["--recognizer", "dlib", "--alignment", "dlib150-upper"], "not for --recognizer dlib"),
+        (["--recognizer", "dlib-resnet", "--alignment", "arcface112"], "dlib150 or dlib150-up"),
         (["--recognizer", "onnx", "--model", model, "--timm-arch", ARCH],
          "--timm-arch is for"),
         (["--recognizer", "onnx", "--model", str(tmp_path / "nope.onnx")], "not found"),

@@ -78,6 +78,7 @@ def build_report(
     protocol_files: Sequence[str],
     timings: dict,
     command: str = "",
+    alignment: str = "dlib150",
 ) -> dict:
     """The JSON-able report of an evaluation run."""
     from maskface import __version__
@@ -104,6 +105,7 @@ def build_report(
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
         "recognizer": recognizer,
+        "alignment": alignment,
         "detector": detector,
         "fallback": fallback,
         "protocols": [str(p) for p in protocol_files],

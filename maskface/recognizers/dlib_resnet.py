@@ -20,6 +20,7 @@ from torch import nn
 
 from maskface.atomic import atomic_writer
 from maskface.cache import cache_dir
+from maskface.errors import InvalidInputError
 from maskface.recognizers.base import Recognizer
 from maskface.recognizers.dlib_format import MARKER, DlibFormatError, DlibNet, load_dlib_net
 
@@ -279,10 +280,16 @@ class DlibResNetRecognizer(Recognizer):
         num_threads: int | None = None,
         weights: str | os.PathLike[str] | None = None,
         name: str | None = None,
+        alignment: str | None = None,
     ) -> None:
         """``num_threads`` sets torch's (process-wide) CPU thread count when given.
         ``weights``: a safetensors state dict of this architecture (a fine-tuned model)
-        instead of dlib's; ``name`` then names it (in reports and cache keys)."""
+        instead of dlib's; ``name`` then names it (in reports and cache keys).
+        ``alignment``: ``dlib150`` or ``dlib150-upper`` (see
+        :mod:`~maskface.recognizers.templates`), default the one the weights file records."""
+        if alignment is not None and alignment not in ("dlib150", "dlib150-upper"):
+            raise InvalidInputError(f"{name or self.name} takes dlib's 150-pixel chips: "
+                                    f"alignment dlib150 or dlib150-upper, not {alignment!r}")
         super().__init__(flip=flip, batch_size=batch_size)
         self.device = torch.device(device or _default_device())
         if weights is not None:
@@ -298,6 +305,8 @@ class DlibResNetRecognizer(Recognizer):
             # A fine-tuned model is fed chips cut the way it was trained on.
             self.alignment = file_alignment(path) or "dlib150"
             weights = str(path.resolve())
+        if alignment is not None:
+            self.alignment = alignment
         self.model = _shared_model(str(self.device), weights)
         if num_threads is not None:
             torch.set_num_threads(num_threads)
