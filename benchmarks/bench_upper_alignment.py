@@ -23,8 +23,8 @@ import numpy as np
 from maskface.datasets.lfw import LfwDataset, fold_people
 from maskface.geometry.locate import locate
 from maskface.imageio import read_image
-from maskface.recognizers.alignment import chip_corners
-from maskface.recognizers.templates import align_chip, upper_matrix
+from maskface.recognizers.alignment import chip_corners, chip_points
+from maskface.recognizers.templates import align_chip, upper_corners
 from maskface.synthesis import mask_image
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/lfw"
@@ -40,17 +40,12 @@ def jpeg(image: np.ndarray, quality: int = 85) -> np.ndarray:
 
 def corners(points: np.ndarray, alignment: str) -> np.ndarray:
     """Image positions of the chip's top-left, top-right and bottom-right pixels."""
-    if alignment == "dlib150":
-        return chip_corners(points)
-    inverse = np.linalg.inv(np.vstack([upper_matrix(points), [0, 0, 1]]))
-    return (np.c_[CHIP, np.ones(3)] @ inverse.T)[:, :2]
+    return chip_corners(points) if alignment == "dlib150" else upper_corners(points)
 
 
-def in_chip(reference: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """``points`` in the chip pixels of the chip whose corners are ``reference``."""
-    tl, tr, br = reference
-    basis = np.stack([tr - tl, br - tr]) / 149
-    return (points - tl) @ np.linalg.inv(basis)
+def shift(reference: np.ndarray, other: np.ndarray) -> float:
+    """Mean distance, in pixels of the chip at ``reference``, of ``other``'s corners."""
+    return float(np.linalg.norm(chip_points(reference, other) - CHIP, axis=1).mean())
 
 
 def main() -> None:
@@ -73,12 +68,8 @@ def main() -> None:
         if masked is None:
             continue
         for name, dist in moved.items():
-            ref = corners(bare, name)
-            dist.append(float(np.linalg.norm(in_chip(ref, corners(masked, name)) - CHIP,
-                                             axis=1).mean()))
-        apart.append(float(np.linalg.norm(
-            in_chip(corners(bare, "dlib150"), corners(bare, "dlib150-upper")) - CHIP,
-            axis=1).mean()))
+            dist.append(shift(corners(bare, name), corners(masked, name)))
+        apart.append(shift(corners(bare, "dlib150"), corners(bare, "dlib150-upper")))
     print(f"{len(apart)} faces (LFW folds 6-10), mean corner distance in chip pixels:")
     print("| alignment | masked vs bare: mean | median | 90th percentile |")
     print("|---|---|---|---|")

@@ -20,7 +20,7 @@ import numpy as np
 from maskface.datasets.lfw import LfwDataset, fold_people
 from maskface.geometry.locate import locate
 from maskface.imageio import read_image
-from maskface.recognizers.alignment import chip_corners
+from maskface.recognizers.alignment import chip_corners, chip_points
 from maskface.recognizers.templates import UPPER_POINTS
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/lfw"
@@ -42,10 +42,7 @@ def main() -> None:
         points = locate(image)
         if points is None:
             continue
-        tl, tr, br = chip_corners(points, size, padding)
-        # Image -> chip pixels: chip x along tl->tr, y along tr->br, (size - 1) pixels each.
-        basis = np.stack([tr - tl, br - tr]) / (size - 1)
-        chip = (points[UPPER_POINTS] - tl) @ np.linalg.inv(basis)
+        chip = chip_points(chip_corners(points, size, padding), points[UPPER_POINTS], size)
         unit.append(chip / (size - 1) * (1 + 2 * padding) - padding)
     template = np.mean(unit, axis=0)
     print(f"# {len(unit)} faces")

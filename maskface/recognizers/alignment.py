@@ -44,6 +44,15 @@ def chip_corners(landmarks: np.ndarray, size: int = 150, padding: float = 0.25) 
     return (corners - centre) @ np.array([[c, s], [-s, c]]) + centre
 
 
+def chip_points(corners: np.ndarray, points: np.ndarray, size: int = 150) -> np.ndarray:
+    """Image ``points`` (K, 2) in pixels of the ``size`` chip whose top-left, top-right and
+    bottom-right pixels are at ``corners`` (see :func:`chip_corners`)."""
+    tl, tr, br = np.asarray(corners, np.float64)
+    # The chip's x runs along tl -> tr and its y along tr -> br, size - 1 pixels each.
+    basis = np.stack([tr - tl, br - tr]) / (size - 1)
+    return (np.asarray(points, np.float64) - tl) @ np.linalg.inv(basis)
+
+
 def _affine_from_points(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     a = np.column_stack([src, np.ones(3)])
     return np.linalg.solve(a, dst).T

@@ -216,14 +216,21 @@ def upper_matrix(face: Face | np.ndarray, size: int = 150, padding: float = 0.25
     return similarity_transform(points[UPPER_POINTS], target)
 
 
+def upper_corners(face: Face | np.ndarray, size: int = 150, padding: float = 0.25
+                  ) -> np.ndarray:
+    """Image positions (3, 2) of the ``dlib150-upper`` chip's top-left, top-right and
+    bottom-right pixels (as :func:`~maskface.recognizers.alignment.chip_corners` for
+    ``dlib150``)."""
+    inverse = cv2.invertAffineTransform(upper_matrix(face, size, padding))
+    return np.array([[0, 0, 1], [size - 1, 0, 1], [size - 1, size - 1, 1]]) @ inverse.T
+
+
 def align_upper(image: np.ndarray, face: Face | np.ndarray, size: int = 150,
                 padding: float = 0.25) -> np.ndarray:
     """The ``dlib150-upper`` chip, resampled by dlib as its own chips are."""
     import dlib
 
-    inverse = cv2.invertAffineTransform(upper_matrix(face, size, padding))
-    corners = np.array([[0, 0, 1], [size - 1, 0, 1], [size - 1, size - 1, 1]]) @ inverse.T
-    tl, tr, br = corners
+    tl, tr, br = upper_corners(face, size, padding)
     centre, width = (tl + br) / 2, float(np.hypot(*(tr - tl)))
     angle = float(np.arctan2(tr[1] - tl[1], tr[0] - tl[0]))
     rect = dlib.drectangle(centre[0] - width / 2, centre[1] - width / 2,
@@ -267,6 +274,7 @@ __all__ = [
     "five_points",
     "points5_from_68",
     "similarity_transform",
+    "upper_corners",
     "upper_matrix",
     "warp_chip",
 ]
