@@ -69,8 +69,8 @@ def _caps(values: tuple[str, ...]) -> dict[str, int]:
               help="How chips are cut: dlib's fit of all 68 points, or of the eyes, brows and "
                    "nose bridge only (steadier under masks; the model remembers it).")
 @click.option("--losses", default="distill", show_default=True,
-              help="Loss terms with weights: distill, arcface, cosface, sphereface, triplet, "
-                   "contrastive, e.g. 'distill=1,arcface=0.1'.")
+              help="Loss terms with weights: distill, consistency, arcface, cosface, sphereface, "
+                   "triplet, contrastive, e.g. 'distill=1,consistency=1'.")
 @click.option("--epochs", type=click.IntRange(1), default=6, show_default=True)
 @click.option("--batch-size", type=click.IntRange(2), default=32, show_default=True)
 @click.option("--masked-fraction", type=click.FloatRange(0, 1), default=0.75,

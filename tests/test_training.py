@@ -115,6 +115,33 @@ def test_identity_losses_prefer_the_right_labels(name):
     assert unlabelled.item() == 0.0 and unlabelled.requires_grad
 
 
+def test_consistency_draws_twins_and_pulls_them_together(store):
+    import torch
+
+    from maskface.training.losses import build_losses
+    from maskface.training.trainer import Batches
+
+    plan = Batches(store, _config(losses={"distill": 1.0, "consistency": 1.0}))
+    assert Batches(store, _config()).n_twins == 0  # only with the term
+    rows, slots, mirror = plan.batch(1, 0)
+    assert len(rows) == 8 and plan.n_twins == 1
+    k = 2 * plan.n_pairs  # the twins follow the pairs of one person
+    assert rows[k] == rows[k + 1] and mirror[k] == mirror[k + 1]
+    assert slots[k] != slots[k + 1] and slots[k] > 0  # two different masks
+    # The term: twins (equal teacher targets) only, zero when they agree.
+    term = build_losses({"consistency": 1.0}, 0, 4)["consistency"]
+    teacher = torch.tensor([[1.0, 0, 0, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0]])
+    emb = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]],
+                       requires_grad=True)
+    labels = torch.full((4,), -1)
+    assert term(emb, teacher, labels).item() == pytest.approx(1.0)  # twins at 90 degrees
+    agree = emb.detach().clone()
+    agree[1] = agree[0]
+    assert term(agree, teacher, labels).item() == pytest.approx(0.0, abs=1e-6)
+    alone = term(emb, torch.eye(4), labels)  # no twins: zero, still attached to the graph
+    assert alone.item() == 0.0 and alone.requires_grad
+
+
 def test_training_moves_masked_faces_towards_the_teacher(store, tmp_path):
     import torch
 
@@ -137,7 +164,8 @@ def test_training_moves_masked_faces_towards_the_teacher(store, tmp_path):
     assert len(history) == 2 and "val_masked-masked" in history[0]
 
 
-@pytest.mark.parametrize("ema", [0.0, 0.9])
+# With a moving average the resume also restores it: slow, since the plain case runs in CI.
+@pytest.mark.parametrize("ema", [0.0, pytest.param(0.9, marks=pytest.mark.slow)])
 def test_resume_after_a_kill_gives_the_same_weights(store, tmp_path, ema):
     from maskface.training import TrainingError, train
 

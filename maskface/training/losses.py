@@ -4,6 +4,10 @@
 
 - ``distill``: ``1 - cos`` between the student's embedding of a (masked) face and the frozen
   teacher's embedding of the same face bare. Needs no identity labels.
+- ``consistency``: ``1 - cos`` between the student's embeddings of one face in two different
+  masks (a share of each batch is drawn as such twins when this term is on): what varies
+  with the mask is pushed out of the embedding while training, where within-face whitening
+  can only shrink it linearly afterwards. Needs no identity labels.
 - ``arcface``, ``cosface``, ``sphereface``: margin softmax losses over the labelled people
   (pytorch-metric-learning), each with its own learnable class centres.
 - ``triplet`` (semi-hard triplets mined in the batch) and ``contrastive`` (pairs mined in
@@ -47,6 +51,20 @@ class Distill(LossTerm):
 
     def forward(self, emb, teacher, labels):
         return (1.0 - F.cosine_similarity(emb, teacher, dim=1)).mean()
+
+
+class Consistency(LossTerm):
+    """``1 - cos`` between the embeddings of twins, the samples of one face (twins share
+    their teacher target), averaged over the twin pairs of the batch."""
+
+    needs_labels = False
+
+    def forward(self, emb, teacher, labels):
+        i, j = torch.triu_indices(len(emb), len(emb), 1, device=emb.device)
+        twin = (teacher[i] == teacher[j]).all(dim=1)
+        if not bool(twin.any()):
+            return emb.sum() * 0.0  # attached to the graph, as DDP expects
+        return (1.0 - F.cosine_similarity(emb[i[twin]], emb[j[twin]], dim=1)).mean()
 
 
 class _Metric(LossTerm):
@@ -95,6 +113,7 @@ def _contrastive(classes: int, dim: int) -> LossTerm:
 
 LOSSES: dict[str, Callable[[int, int], LossTerm]] = {
     "distill": lambda classes, dim: Distill(),
+    "consistency": lambda classes, dim: Consistency(),
     "arcface": _arcface,
     "cosface": _cosface,
     "sphereface": _sphereface,

@@ -57,6 +57,7 @@ class TrainConfig:
     batch_size: int = 32
     masked_fraction: float = 0.75
     identity_fraction: float = 0.25  # share of a batch drawn as two faces of one person
+    twin_fraction: float = 0.25  # with the consistency loss: share drawn as one face twice
     lr: float = 2e-3
     head_lr: float = 1e-2  # absolute, for the losses' own parameters (class centres)
     warmup: float = 0.05
@@ -169,11 +170,14 @@ class Batches:
         self.classes = int(self.labels.max()) + 1 if (self.labels >= 0).any() else 0
         b = config.batch_size
         self.n_pairs = (round(config.identity_fraction * b) // 2) if self.pairs_of else 0
-        self.n_rest = b - 2 * self.n_pairs
+        self.n_twins = (round(config.twin_fraction * b) // 2
+                        if config.losses.get("consistency", 0) > 0 else 0)
+        self.n_rest = b - 2 * self.n_pairs - self.n_twins  # faces drawn once per epoch
         self.steps = config.steps_per_epoch or math.ceil(len(self.rows) / max(1, self.n_rest))
 
     def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(rows, slots, mirror) of one step; pairs of one person stay adjacent."""
+        """(rows, slots, mirror) of one step; pairs of one person stay adjacent, and so do
+        twins (one face in two masks, mirrored alike)."""
         cfg = self.config
         order = np.random.default_rng([cfg.seed, epoch]).permutation(self.rows)
         rest = order[(step * self.n_rest) % len(order):][: self.n_rest]
@@ -185,7 +189,7 @@ class Batches:
             many = self.n_pairs > len(self.pairs_of)
             for p in rng.choice(len(self.pairs_of), self.n_pairs, replace=many):
                 rows += rng.choice(self.pairs_of[p], 2, replace=False).tolist()
-        rows += rest.tolist()
+        rows += np.repeat(rest[: self.n_twins], 2).tolist() + rest[self.n_twins:].tolist()
         rows_a = np.array(rows, np.int64)
         slots = np.zeros(len(rows_a), np.int64)
         ok = self.store.ok
@@ -194,6 +198,12 @@ class Batches:
             if len(masked) and rng.random() < cfg.masked_fraction:
                 slots[j] = masked[rng.integers(len(masked))]
         mirror = (rng.random(len(rows_a)) < 0.5) if cfg.mirror else np.zeros(len(rows_a), bool)
+        for k in range(2 * self.n_pairs, 2 * (self.n_pairs + self.n_twins), 2):
+            masked = np.flatnonzero(ok[rows_a[k], 1:]) + 1
+            # Two different masks when the face has them, else a mask and the bare face.
+            pick = rng.permutation(masked)[:2] if len(masked) else np.zeros(0, np.int64)
+            slots[k:k + 2] = np.concatenate([pick, [0, 0]])[:2]
+            mirror[k + 1] = mirror[k]
         return rows_a, slots, mirror
 
 
