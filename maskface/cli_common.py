@@ -216,6 +216,9 @@ class MaskingOptions:
 
 
 ALIGNED_TEMPLATES = ("arcface112", "facenet160", "dlib150")
+# How a recognizer's chips are cut: maskface.recognizers.templates.ALIGNMENTS, spelled out so
+# the command line starts without importing OpenCV (a test keeps the two equal).
+RECOGNIZER_ALIGNMENTS = ("arcface112", "facenet160", "dlib150", "dlib150-upper")
 _MASKING_OPTIONS = (
     click.option("--styles", type=style_choice(), default="surgical", show_default=True,
                  help="Comma-separated mask styles (see 'maskface styles')."),

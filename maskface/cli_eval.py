@@ -9,11 +9,12 @@ from pathlib import Path
 import click
 
 from maskface.cache import cache_dir
+from maskface.cli_common import RECOGNIZER_ALIGNMENTS
 from maskface.errors import MaskfaceError
 from maskface.evaluation.embeddings import DETECTORS
 
 CONFIG_NAMES = ("unmasked-unmasked", "masked-unmasked", "unmasked-masked", "masked-masked")
-# Recognizers built from a model file, which take --model, --alignment and --timm-arch.
+# Recognizers built from a model file, which take --model and --timm-arch.
 MODEL_RECOGNIZERS = ("torch", "onnx")
 
 
@@ -66,8 +67,7 @@ def model_options(recognizer: str, model: str | None, alignment: str | None,
 @click.option("--model", "model_path", type=click.Path(dir_okay=False),
               help="torch/onnx recognizers: the model file (TorchScript, pickled module, "
                    "state dict or .onnx).")
-@click.option("--alignment", type=click.Choice(["arcface112", "facenet160", "dlib150",
-                                                 "dlib150-upper"]),
+@click.option("--alignment", type=click.Choice(RECOGNIZER_ALIGNMENTS),
               help="How faces are cut for the model [the one the model file records, else "
                    "the one matching its input size (torch/onnx), else arcface112 "
                    "(torch/onnx) or dlib150]. dlib150-upper fits the eyes, brows and nose "

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from maskface.cli_common import (
+    RECOGNIZER_ALIGNMENTS,
     MaskfaceGroup,
     recognizer_choice,
     renderer_choice,
@@ -19,7 +20,6 @@ from maskface.cli_common import (
 
 INDEXES = ("flat", "hnsw", "ivf")
 DETECTORS = ("dlib", "blazeface", "mediapipe")
-ALIGNMENTS = ("arcface112", "facenet160", "dlib150", "dlib150-upper")
 
 
 def _open(path: Path, readonly: bool = False):
@@ -53,7 +53,7 @@ def gallery() -> None:
               show_default=True, help="Recognizer (see maskface.recognizers.list_recognizers()).")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False),
               help="torch/onnx recognizers: the model file.")
-@click.option("--alignment", type=click.Choice(ALIGNMENTS),
+@click.option("--alignment", type=click.Choice(RECOGNIZER_ALIGNMENTS),
               help="How faces are cut for the model (torch, onnx, dlib-resnet and its "
                    "fine-tunes; dlib150-upper: steadier under masks).")
 @click.option("--timm-arch", help="torch recognizer: the timm architecture of a state dict.")
@@ -278,7 +278,7 @@ def index_command(path: Path, kind: str, options: tuple[str, ...]) -> None:
               show_default=True)
 @click.option("--model", "model_path", type=click.Path(dir_okay=False),
               help="torch/onnx recognizers: the model file.")
-@click.option("--alignment", type=click.Choice(ALIGNMENTS))
+@click.option("--alignment", type=click.Choice(RECOGNIZER_ALIGNMENTS))
 @click.option("--timm-arch")
 @click.option("--settings", default="unmasked,masked-probe,masked-both", show_default=True,
               help="Comma-separated: unmasked, masked-probe, masked-both.")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from maskface.cli_common import renderer_choice, style_choice
+from maskface.cli_common import RECOGNIZER_ALIGNMENTS, renderer_choice, style_choice
 
 _EXAMPLE = """
 \b
@@ -64,7 +64,8 @@ def _caps(values: tuple[str, ...]) -> dict[str, int]:
               help="Comma-separated renderers of the masked variants.")
 @click.option("--styles", type=style_choice(many=True), default=None,
               help="Comma-separated styles (default: every style drawn at random).")
-@click.option("--alignment", type=click.Choice(["dlib150", "dlib150-upper"]),
+@click.option("--alignment", type=click.Choice(
+              [a for a in RECOGNIZER_ALIGNMENTS if a.startswith("dlib150")]),
               default="dlib150", show_default=True,
               help="How chips are cut: dlib's fit of all 68 points, or of the eyes, brows and "
                    "nose bridge only (steadier under masks; the model remembers it).")
