@@ -56,3 +56,42 @@ def modules_loaded_by(statement: str, modules: tuple[str, ...]) -> list[str]:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).parents[1])
     return out.stdout.split()
+
+
+# Training tests: four LFW View 2 folds 1-5 people with three photos each, plus two more as
+# validation people.
+TRAINING_PEOPLE = ["Abdullah_Gul", "Abel_Pacheco", "Adrien_Brody", "Al_Sharpton",
+                   "Alan_Greenspan", "Ai_Sugiyama"]
+
+
+@pytest.fixture(scope="session")
+def chip_store(lfw, tmp_path_factory):
+    """A tiny training chip store of :data:`TRAINING_PEOPLE`: each photo bare and in 2 masks."""
+    from maskface.training.data import ChipSettings, Source, prepare_store
+
+    sources = []
+    for k, person in enumerate(TRAINING_PEOPLE):
+        files = sorted((lfw / person).glob("*.jpg"))[:3]
+        sources += [Source(str(f), person, "val" if k >= 4 else "train") for f in files]
+    return prepare_store(sources, tmp_path_factory.mktemp("chips"), ChipSettings(variants=2),
+                         workers=1)
+
+
+def train_config(**kw):
+    """A training configuration of a few seconds (two epochs of two steps)."""
+    from maskface.training import TrainConfig
+
+    base = dict(losses={"distill": 1.0, "arcface": 0.1}, epochs=2, batch_size=8,
+                steps_per_epoch=2, val_pairs=20, seed=3)
+    return TrainConfig(**{**base, **kw})
+
+
+def repo_path() -> str:
+    """PYTHONPATH for a subprocess that must run the code under test, not an installed copy."""
+    return os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])
+
+
+def read_weights(path: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))
